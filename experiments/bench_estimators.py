@@ -133,7 +133,7 @@ def run_case(
                 value,
                 float("nan"),
                 seconds,
-                f"|infomug - naive| = {gap:.1e}",
+                f"infomug - naive: {gap:.1e} in absolute value",
             )
         )
     return rows
