@@ -15,7 +15,7 @@ import numpy as np
 
 from .interface import Estimate
 from .preprocessing import make_generator
-from .uncertainty import subsample_spread
+from .uncertainty import standard_error
 from .validation import ArrayLike, as_labels, check_same_length
 
 CORRECTIONS = ("miller-madow", "none")
@@ -69,16 +69,15 @@ def discrete_entropy(
     n = codes.size
     value, values_seen = _entropy_of_codes(codes, correction)
     warnings = _sparse_warning(n, values_seen)
-    stderr = math.nan
-    if uncertainty:
-        spread = subsample_spread(
-            lambda idx: _entropy_of_codes(codes[idx.numpy()], correction)[0],
-            n,
-            value,
-            make_generator(seed),
-            min_size=10,
-        )
-        stderr, warnings = spread.stderr, warnings + list(spread.warnings)
+    stderr, notes = standard_error(
+        uncertainty,
+        lambda idx: _entropy_of_codes(codes[idx.numpy()], correction)[0],
+        n,
+        value,
+        make_generator(seed),
+        min_size=10,
+    )
+    warnings += notes
     params = {"correction": correction, "values_seen": values_seen, "seed": seed}
     return Estimate(
         value,
@@ -124,16 +123,15 @@ def discrete_mi(
     value, cells = _mi_of_codes(x_codes, y_codes, correction)
     ceiling = min(_entropy_of_codes(x_codes, "none")[0], _entropy_of_codes(y_codes, "none")[0])
     warnings = _sparse_warning(n, cells)
-    stderr = math.nan
-    if uncertainty:
-        spread = subsample_spread(
-            lambda idx: _mi_of_codes(x_codes[idx.numpy()], y_codes[idx.numpy()], correction)[0],
-            n,
-            value,
-            make_generator(seed),
-            min_size=10,
-        )
-        stderr, warnings = spread.stderr, warnings + list(spread.warnings)
+    stderr, notes = standard_error(
+        uncertainty,
+        lambda idx: _mi_of_codes(x_codes[idx.numpy()], y_codes[idx.numpy()], correction)[0],
+        n,
+        value,
+        make_generator(seed),
+        min_size=10,
+    )
+    warnings += notes
     params = {"correction": correction, "cells": cells, "seed": seed}
     return Estimate(
         value,

@@ -25,7 +25,7 @@ from scipy.stats import rankdata
 from .degeneracy import canonical_correlations, exact_linear_relation, whitener
 from .interface import Estimate
 from .preprocessing import duplicate_counts, duplicate_warning, make_generator
-from .uncertainty import subsample_spread
+from .uncertainty import standard_error
 from .validation import ArrayLike, as_samples, check_no_constant_columns, check_same_length
 
 
@@ -89,17 +89,15 @@ def _estimate(
             warnings=tuple(warnings + [relation]),
         )
     value = _gaussian_value(x_t, y_t, bias_correction)
-    stderr = math.nan
-    if uncertainty:
-        spread = subsample_spread(
-            lambda idx: _gaussian_value(x_t[idx], y_t[idx], bias_correction),
-            n,
-            value,
-            make_generator(seed),
-            min_size=x_t.shape[1] + y_t.shape[1] + 10,
-        )
-        stderr = spread.stderr
-        warnings += spread.warnings
+    stderr, notes = standard_error(
+        uncertainty,
+        lambda idx: _gaussian_value(x_t[idx], y_t[idx], bias_correction),
+        n,
+        value,
+        make_generator(seed),
+        min_size=x_t.shape[1] + y_t.shape[1] + 10,
+    )
+    warnings += notes
     return Estimate(
         value, stderr, n, method, params, seconds=time.perf_counter() - start, warnings=tuple(warnings)
     )
@@ -184,12 +182,15 @@ def gaussian_entropy(
     warnings: list[str] = []
     if not math.isfinite(value):
         warnings.append("the sample covariance is singular (linearly dependent columns): entropy is -inf")
-    stderr = math.nan
-    if uncertainty and math.isfinite(value):
-        spread = subsample_spread(
-            lambda idx: value_of(x_t[idx]), n, value, make_generator(seed), min_size=d + 10
-        )
-        stderr, warnings = spread.stderr, warnings + list(spread.warnings)
+    stderr, notes = standard_error(
+        uncertainty and math.isfinite(value),
+        lambda idx: value_of(x_t[idx]),
+        n,
+        value,
+        make_generator(seed),
+        min_size=d + 10,
+    )
+    warnings += notes
     return Estimate(
         value,
         stderr,

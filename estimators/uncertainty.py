@@ -88,3 +88,21 @@ def subsample_spread(
             " covers noise, not that bias"
         )
     return SubsampleSpread(stderr, tuple(used), half_mean, tuple(warnings))
+
+
+def standard_error(
+    enabled: bool,
+    estimate_on: Callable[[torch.Tensor], float],
+    n: int,
+    full_value: float,
+    generator: torch.Generator,
+    min_size: int,
+) -> tuple[float, list[str]]:
+    """The subsample standard error and its warnings, or ``(nan, [])`` when not ``enabled``.
+
+    Arguments as in :func:`subsample_spread`.
+    """
+    if not enabled:
+        return math.nan, []
+    spread = subsample_spread(estimate_on, n, full_value, generator, min_size)
+    return spread.stderr, list(spread.warnings)

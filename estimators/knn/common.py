@@ -31,6 +31,11 @@ def as_neighbor_counts(k: int | Sequence[int]) -> tuple[int, ...]:
     return tuple(check_neighbors(value) for value in ks)
 
 
+def smallest_subsample(ks: Sequence[int]) -> int:
+    """Smallest part an error-bar split may use: enough points for every k to mean something."""
+    return max(20, 4 * (max(ks) + 1))
+
+
 def check_tie_policy(on_ties: str) -> None:
     """Raise ValueError for an unknown ``on_ties`` policy."""
     if on_ties not in TIE_POLICIES:

@@ -18,9 +18,15 @@ from torch.special import digamma
 from .. import neighbors
 from ..interface import Estimate
 from ..preprocessing import DEFAULT_JITTER, add_jitter, duplicate_counts, duplicate_warning, make_generator
-from ..uncertainty import subsample_spread
+from ..uncertainty import standard_error
 from ..validation import ArrayLike
-from .common import HEAVY_TIE_FRACTION, as_neighbor_counts, prepare, zero_distance_fraction
+from .common import (
+    HEAVY_TIE_FRACTION,
+    as_neighbor_counts,
+    prepare,
+    smallest_subsample,
+    zero_distance_fraction,
+)
 
 ENTROPY_TIE_POLICIES = ("report", "jitter", "raise")
 
@@ -118,15 +124,13 @@ def kl_entropy(
     generator = make_generator(seed)
     x_t = add_jitter(x_t, jitter, generator)
     value = kl_terms(x_t, ks, backend) + log_scale
-    stderr = math.nan
-    if uncertainty:
-        spread = subsample_spread(
-            lambda idx: kl_terms(x_t[idx], ks, backend) + log_scale,
-            n,
-            value,
-            generator,
-            min_size=max(20, 4 * (max(ks) + 1)),
-        )
-        stderr = spread.stderr
-        warnings += spread.warnings
+    stderr, notes = standard_error(
+        uncertainty,
+        lambda idx: kl_terms(x_t[idx], ks, backend) + log_scale,
+        n,
+        value,
+        generator,
+        min_size=smallest_subsample(ks),
+    )
+    warnings += notes
     return result(value, stderr)

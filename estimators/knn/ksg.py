@@ -25,13 +25,14 @@ from .. import neighbors
 from ..degeneracy import exact_linear_relation
 from ..interface import Estimate
 from ..preprocessing import DEFAULT_JITTER, add_jitter, duplicate_counts, duplicate_warning, make_generator
-from ..uncertainty import subsample_spread
+from ..uncertainty import standard_error
 from ..validation import ArrayLike, check_same_length
 from .common import (
     HEAVY_TIE_FRACTION,
     as_neighbor_counts,
     check_tie_policy,
     prepare,
+    smallest_subsample,
     zero_distance_fraction,
 )
 from .routing import estimate_with_atoms
@@ -236,17 +237,15 @@ def ksg_mi(
             warnings=tuple(warnings + [note]),
         )
 
-    stderr = float("nan")
-    if uncertainty:
-        spread = subsample_spread(
-            lambda idx: ksg_terms(x_t[idx], y_t[idx], ks, algorithm, backend),
-            n,
-            value,
-            generator,
-            min_size=max(20, 4 * (max(ks) + 1)),
-        )
-        stderr = spread.stderr
-        warnings += spread.warnings
+    stderr, notes = standard_error(
+        uncertainty,
+        lambda idx: ksg_terms(x_t[idx], y_t[idx], ks, algorithm, backend),
+        n,
+        value,
+        generator,
+        min_size=smallest_subsample(ks),
+    )
+    warnings += notes
     if value >= NEAR_CEILING * ceiling:
         warnings.append(
             f"the estimate is within 10% of the most KSG can report with N={n} (psi(N) - psi(k) ="

@@ -23,9 +23,9 @@ from torch.special import digamma
 from .. import neighbors
 from ..interface import Estimate
 from ..preprocessing import DEFAULT_JITTER, add_jitter, duplicate_counts, duplicate_warning, make_generator
-from ..uncertainty import subsample_spread
+from ..uncertainty import standard_error
 from ..validation import ArrayLike, as_labels, as_samples, check_enough_samples, check_same_length
-from .common import as_neighbor_counts, prepare
+from .common import as_neighbor_counts, prepare, smallest_subsample
 
 
 def _psi(values: torch.Tensor) -> torch.Tensor:
@@ -116,17 +116,15 @@ def ross_mi(
     generator = make_generator(seed)
     x_t = add_jitter(x_t, jitter, generator)
     value = ross_terms(x_t, codes, ks, backend)
-    stderr = math.nan
-    if uncertainty:
-        spread = subsample_spread(
-            lambda idx: ross_terms(x_t[idx], codes[idx], ks, backend),
-            n,
-            value,
-            generator,
-            min_size=max(20, 4 * (max(ks) + 1)),
-        )
-        stderr = spread.stderr
-        warnings += spread.warnings
+    stderr, notes = standard_error(
+        uncertainty,
+        lambda idx: ross_terms(x_t[idx], codes[idx], ks, backend),
+        n,
+        value,
+        generator,
+        min_size=smallest_subsample(ks),
+    )
+    warnings += notes
     return Estimate(
         value, stderr, n, "ross", params, seconds=time.perf_counter() - start, warnings=tuple(warnings)
     )
@@ -195,17 +193,14 @@ def mixed_mi(
         "seed": seed,
     }
     value = mixed_terms(x_t, y_t, ks, backend)
-    stderr, warnings = math.nan, []
-    if uncertainty:
-        spread = subsample_spread(
-            lambda idx: mixed_terms(x_t[idx], y_t[idx], ks, backend),
-            n,
-            value,
-            make_generator(seed),
-            min_size=max(20, 4 * (max(ks) + 1)),
-        )
-        stderr = spread.stderr
-        warnings += spread.warnings
+    stderr, notes = standard_error(
+        uncertainty,
+        lambda idx: mixed_terms(x_t[idx], y_t[idx], ks, backend),
+        n,
+        value,
+        make_generator(seed),
+        min_size=smallest_subsample(ks),
+    )
     return Estimate(
-        value, stderr, n, "mixed", params, seconds=time.perf_counter() - start, warnings=tuple(warnings)
+        value, stderr, n, "mixed", params, seconds=time.perf_counter() - start, warnings=tuple(notes)
     )
