@@ -1,6 +1,7 @@
 """The ``infomug`` command line: a thin argparse shell over the library.
 
-Subcommands today: ``mi`` (mutual information between two saved arrays) and ``entropy``.
+Subcommands today: ``mi`` (mutual information between two saved arrays), ``entropy`` (of one), and
+``channel`` (I(X; f(X) + sigma Z) of saved features of a deterministic encoder).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ import argparse
 import inspect
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import estimators
 from estimators.api import ENTROPY_METHODS, MI_METHOD_HELP, MI_METHODS
@@ -18,14 +20,33 @@ from estimators.api import ENTROPY_METHODS, MI_METHOD_HELP, MI_METHODS
 from . import __version__
 from .arrays import load_array
 
+ARRAYS_HELP = (
+    "Arrays: PATH.npy, PATH.npz[:KEY], PATH.csv|.tsv|.txt[:COL,COL,...] (columns by header name or"
+    " 0-based number)."
+)
 
-def _add_common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--k", type=int, nargs="+", help="neighbours for kNN methods (several: averaged)")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed for jitter and error-bar splits (default 0)"
-    )
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, separator, raw = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    for convert in (int, float):
+        try:
+            return key, convert(raw)
+        except ValueError:
+            pass
+    return key, raw
+
+
+def _add_common_options(parser: argparse.ArgumentParser, knn: bool = True) -> None:
+    if knn:
+        parser.add_argument("--k", type=int, nargs="+", help="neighbours for kNN methods (several: averaged)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for jitter, splits and noise (default 0)")
     parser.add_argument("--no-uncertainty", action="store_true", help="skip the standard error (faster)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the estimate as JSON here")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result as JSON here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,58 +61,103 @@ def build_parser() -> argparse.ArgumentParser:
     mi = commands.add_parser(
         "mi",
         help="mutual information between two saved arrays",
-        description="Estimate I(X; Y) between paired rows of two arrays. Arrays: PATH.npy, PATH.npz[:KEY],"
-        " PATH.csv|.tsv|.txt[:COL,COL,...] (columns by header name or 0-based number).",
+        description=f"Estimate I(X; Y) between paired rows of two arrays. {ARRAYS_HELP}",
     )
     mi.add_argument("x", help="samples of X, [N] or [N, dx]")
     mi.add_argument("y", help="samples of Y, [N] or [N, dy], row i paired with row i of X")
-    mi.add_argument("--method", default="ksg", choices=sorted(MI_METHODS), help=methods)
+    mi.add_argument("--method", default="auto", choices=sorted(MI_METHODS), help=methods)
     mi.add_argument("--algorithm", type=int, choices=(1, 2), help="KSG algorithm (ksg methods only)")
+    mi.add_argument(
+        "--option",
+        type=_parse_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other setting of the method, e.g. batch_size=128 for neural bounds (repeatable)",
+    )
     _add_common_options(mi)
 
-    entropy = commands.add_parser("entropy", help="entropy of one saved array")
+    entropy = commands.add_parser("entropy", help="entropy of one saved array", description=ARRAYS_HELP)
     entropy.add_argument("x", help="samples, [N] or [N, d]")
     entropy.add_argument("--method", default="kl", choices=sorted(ENTROPY_METHODS))
     _add_common_options(entropy)
+
+    channel = commands.add_parser(
+        "channel",
+        help="I(X; f(X) + sigma Z) of saved encoder features",
+        description="Information through a Gaussian noise channel on the outputs f(x_i) of a deterministic"
+        f" encoder: a property of sigma, so give it. {ARRAYS_HELP}",
+    )
+    channel.add_argument("features", help="encoder outputs, [N, d]")
+    level = channel.add_mutually_exclusive_group(required=True)
+    level.add_argument("--sigma", type=float, nargs="+", help="noise std in the features' units")
+    level.add_argument(
+        "--relative-sigma", type=float, nargs="+", help="noise std as a multiple of the feature scale"
+    )
+    _add_common_options(channel, knn=False)
     return parser
 
 
-def _options(function: object, args: argparse.Namespace) -> dict:
-    accepted = inspect.signature(function).parameters
-    requested = {"seed": args.seed, "uncertainty": not args.no_uncertainty}
-    if args.k is not None:
-        requested["k"] = args.k[0] if len(args.k) == 1 else tuple(args.k)
+def _takes(function: Callable[..., Any], name: str) -> bool:
+    parameters = inspect.signature(function).parameters  # follows __wrapped__
+    return name in parameters and parameters[name].kind is not inspect.Parameter.VAR_KEYWORD
+
+
+def _options(function: Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
+    requested: dict[str, Any] = {"seed": args.seed}
+    flags = {"seed": "--seed"}
+    if args.no_uncertainty:
+        requested["uncertainty"], flags["uncertainty"] = False, "--no-uncertainty"
+    if getattr(args, "k", None) is not None:
+        requested["k"], flags["k"] = (args.k[0] if len(args.k) == 1 else tuple(args.k)), "--k"
     if getattr(args, "algorithm", None) is not None:
-        requested["algorithm"] = args.algorithm
-    unknown = [name for name in requested if name not in accepted and name not in ("seed", "uncertainty")]
-    if unknown:
-        raise ValueError(f"method {args.method!r} does not take --{unknown[0]}")
-    return {name: value for name, value in requested.items() if name in accepted}
+        requested["algorithm"], flags["algorithm"] = args.algorithm, "--algorithm"
+    for name, flag in flags.items():
+        if not _takes(function, name):
+            raise ValueError(f"method {args.method!r} does not take {flag}")
+    requested.update(dict(getattr(args, "option", [])))
+    return requested
 
 
-def _run_mi(args: argparse.Namespace) -> estimators.Estimate:
+def _run_mi(args: argparse.Namespace) -> list[estimators.Estimate]:
     function = MI_METHODS[args.method]
-    if args.algorithm is not None and function is not estimators.ksg_mi:
+    if args.algorithm is not None and args.method not in ("ksg", "ksg1"):
         raise ValueError(f"method {args.method!r} does not take --algorithm")
     x, y = load_array(args.x), load_array(args.y)
-    return estimators.estimate(x, y, method=args.method, **_options(function, args))
+    return [estimators.estimate(x, y, method=args.method, **_options(function, args))]
 
 
-def _run_entropy(args: argparse.Namespace) -> estimators.Estimate:
+def _run_entropy(args: argparse.Namespace) -> list[estimators.Estimate]:
     function = ENTROPY_METHODS[args.method]
-    return estimators.estimate_entropy(load_array(args.x), method=args.method, **_options(function, args))
+    return [estimators.estimate_entropy(load_array(args.x), method=args.method, **_options(function, args))]
+
+
+def _run_channel(args: argparse.Namespace) -> list[estimators.Estimate]:
+    features = load_array(args.features)
+    options = {"seed": args.seed, "uncertainty": not args.no_uncertainty}
+    if args.sigma is not None:
+        return [estimators.noisy_channel_mi(features, sigma=level, **options) for level in args.sigma]
+    return [
+        estimators.noisy_channel_mi(features, relative_sigma=level, **options)
+        for level in args.relative_sigma
+    ]
+
+
+COMMANDS = {"mi": _run_mi, "entropy": _run_entropy, "channel": _run_channel}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``infomug`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        result = _run_mi(args) if args.command == "mi" else _run_entropy(args)
+        results = COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"infomug {args.command}: error: {error}", file=sys.stderr)
         return 2
-    print(result)
+    for result in results:
+        print(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        payload = [result.to_dict() for result in results]
+        args.json.write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n")
     return 0

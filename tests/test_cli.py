@@ -51,12 +51,34 @@ def test_methods_and_options(saved, capsys):
     npz = folder / "both.npz"
     assert main(["mi", f"{npz}:features", f"{npz}:labels", "--method", "ross", "--k", "5"]) == 0
     assert "[ross: k=5" in capsys.readouterr().out
-    assert (
-        main(["mi", str(folder / "X.npy"), str(folder / "Y.npy"), "--algorithm", "2", "--k", "3", "5"]) == 0
-    )
+    argv = ["mi", str(folder / "X.npy"), str(folder / "Y.npy"), "--method", "ksg", "--algorithm", "2"]
+    assert main([*argv, "--k", "3", "5"]) == 0
     assert "[ksg2: k=[3, 5]" in capsys.readouterr().out
     assert main(["entropy", str(folder / "X.npy"), "--method", "gaussian"]) == 0
     assert "H = " in capsys.readouterr().out
+
+
+def test_auto_neural_options_and_the_noise_channel(saved, capsys):
+    folder, truth = saved
+    assert main(["mi", str(folder / "X.npy"), str(folder / "Y.npy")]) == 0
+    assert "auto chose ksg1" in capsys.readouterr().out
+    argv = [
+        "mi",
+        str(folder / "X.npy"),
+        str(folder / "Y.npy"),
+        "--method",
+        "infonce",
+        "--option",
+        "batch_size=64",
+    ]
+    assert main(argv) == 0
+    assert "(lower bound)" in capsys.readouterr().out
+    out_json = folder / "channel.json"
+    argv = ["channel", str(folder / "X.npy"), "--relative-sigma", "0.1", "1.0", "--json", str(out_json)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("I = ") == 2 and "property of the noise" in printed
+    assert [entry["params"]["relative_sigma"] for entry in json.loads(out_json.read_text())] == [0.1, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -66,6 +88,8 @@ def test_methods_and_options(saved, capsys):
         (["both.npz", "Y.npy"], "choose one"),
         (["X.npy", "Y.npy", "--method", "gaussian", "--k", "3"], "does not take --k"),
         (["X.npy", "Y.npy", "--method", "copula", "--algorithm", "2"], "does not take --algorithm"),
+        (["X.npy", "Y.npy", "--method", "nwj", "--no-uncertainty"], "does not take --no-uncertainty"),
+        (["X.npy", "Y.npy", "--method", "infonce", "--option", "batch_sise=8"], "batch_sise"),
         (["X.npy", "short.npy"], "mismatched lengths"),
         (["nan.npy", "Y.npy"], "NaN"),
     ],

@@ -4,15 +4,19 @@ import pytest
 import estimators
 from estimators.samplers import GaussianSampler
 
+NEURAL = set(estimators.neural.BOUNDS)
+
 
 @pytest.mark.parametrize("method", sorted(set(estimators.MI_METHODS) - {"ross", "discrete"}))
 def test_every_continuous_method_answers_through_one_entry_point(method):
     sampler = GaussianSampler.sparse(1, 1, 0.7)
     x, y = sampler.sample(1500, rng=0)
-    estimate = estimators.estimate(x, y, method=method)
+    options = {"batch_size": 64} if method in NEURAL else {}
+    estimate = estimators.estimate(x, y, method=method, **options)
     assert isinstance(estimate, estimators.Estimate)
-    # every one of these is consistent on Gaussian data; 0.05 allows Gao's k-bias at k = 3
-    assert abs(estimate.value - sampler.mutual_information()) <= 0.05 + 4 * estimate.stderr
+    # every one of these is consistent on Gaussian data; 0.08 allows Gao's k-bias at k = 3 and a
+    # neural critic's shortfall at N = 1500 (see the tests of each)
+    assert abs(estimate.value - sampler.mutual_information()) <= 0.08 + 4 * estimate.stderr
 
 
 def test_label_methods_and_entropies():

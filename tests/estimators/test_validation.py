@@ -81,8 +81,8 @@ def test_unknown_options():
         estimators.ksg_mi(GOOD_X, GOOD_Y, on_ties="ignore")
     with pytest.raises(ValueError, match="backend"):
         estimators.ksg_mi(GOOD_X, GOOD_Y, backend="annoy")
-    with pytest.raises(ValueError, match="unknown method 'mine'"):
-        estimators.estimate(GOOD_X, GOOD_Y, method="mine")
+    with pytest.raises(ValueError, match="unknown method 'mutual'"):
+        estimators.estimate(GOOD_X, GOOD_Y, method="mutual")
     with pytest.raises(ValueError, match="unknown method"):
         estimators.estimate_entropy(GOOD_X, method="ksg")
 
