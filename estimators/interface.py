@@ -15,6 +15,8 @@ KINDS: tuple[str, ...] = ("point", "lower_bound", "upper_bound")
 
 NATS_PER_BIT = math.log(2.0)
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
+# Parameters the one-line summary leaves out: each is said in a warning, or is a nested record.
+SUMMARY_OMITS = frozenset({"finite_value", "chosen_by", "auto_reason", "auto_candidates"})
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,9 @@ class Estimate:
                 f"{self.value:.4f} ± {self.stderr:.4f} nats = {self.bits:.4f} ± {self.stderr_bits:.4f} bits"
                 f", 95% CI [{low:.4f}, {high:.4f}] nats"
             )
-        settings = ", ".join(f"{key}={value}" for key, value in self.params.items() if key != "finite_value")
+        settings = ", ".join(
+            f"{key}={value}" for key, value in self.params.items() if key not in SUMMARY_OMITS
+        )
         ceiling = f", ceiling {self.ceiling:.4f} nats" if self.ceiling is not None else ""
         run = f"[{self.method}: {settings}; N={self.n}; {self.seconds:.2f} s]"
         return f"{symbol} = {numbers}{bound}{ceiling} {run}"

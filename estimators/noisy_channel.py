@@ -114,10 +114,25 @@ def kolchinsky_tracey_bounds(
 def _sample_propagation(
     mu: torch.Tensor, sigma: float, draws: int, generator: torch.Generator, chunk: int
 ) -> float:
+    """I = log N - mean_i log sum_j exp(-(|t_i - mu_j|^2 - |t_i - mu_i|^2) / (2 sigma^2)).
+
+    Here t_i = mu_i + sigma z_i. This is h(mixture) - h(sigma Z) with the term |z_i|^2 / 2 - d / 2,
+    whose mean is exactly 0, left out: it is the only noise left when the components are far apart,
+    and it grows like sqrt(d).
+    """
     n, d = mu.shape
-    noise = torch.randn((draws, n, d), generator=generator, dtype=torch.float64).to(mu.device)
-    queries = (mu[None] + sigma * noise).reshape(draws * n, d)
-    return -float(_mean_log_mixture(queries, mu, 2.0 * sigma**2, chunk)) - d / 2.0
+    norms = (mu * mu).sum(dim=1)
+    total = torch.zeros((), dtype=torch.float64, device=mu.device)
+    for _ in range(draws):
+        noise = torch.randn((n, d), generator=generator, dtype=torch.float64).to(mu.device)
+        for start in range(0, n, chunk):
+            own = slice(start, start + chunk)
+            queries = mu[own] + sigma * noise[own]
+            excess = _squared_distances(queries, mu, norms) - (sigma**2) * (noise[own] ** 2).sum(
+                dim=1, keepdim=True
+            )
+            total += torch.logsumexp(-excess / (2.0 * sigma**2), dim=1).sum()
+    return math.log(n) - float(total) / (n * draws)
 
 
 def noisy_channel_mi(
