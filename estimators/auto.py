@@ -100,7 +100,15 @@ def auto_mi(
     joint_atoms = zero_distance_fraction(duplicate_counts(torch.cat([x_t, y_t], dim=1)), NEIGHBOURS)
     if max(atoms_x, atoms_y, joint_atoms) > HEAVY_TIE_FRACTION:
         routed, name = estimate_with_atoms(
-            x, y, atoms_x, atoms_y, (NEIGHBOURS,), True, "auto", uncertainty, seed
+            x,
+            y,
+            atoms_x,
+            atoms_y,
+            (NEIGHBOURS,),
+            standardize=True,
+            backend="auto",
+            uncertainty=uncertainty,
+            seed=seed,
         )
         reason = f"repeated values (atoms) in the data: {name} is built for them"
         return _explained(routed, reason, {routed.method: routed}, start)

@@ -202,7 +202,15 @@ def ksg_mi(
             raise ValueError(message + "; use method='ross', 'discrete' or 'mixed', or on_ties='route'")
         if on_ties == "route":
             routed, name = estimate_with_atoms(
-                x, y, atoms["x"], atoms["y"], ks, standardize, backend, uncertainty, seed
+                x,
+                y,
+                atoms["x"],
+                atoms["y"],
+                ks,
+                standardize=standardize,
+                backend=backend,
+                uncertainty=uncertainty,
+                seed=seed,
             )
             return routed.with_extra(
                 warnings=(f"{message}; routed to {name}",), seconds=time.perf_counter() - start

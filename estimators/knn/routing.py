@@ -31,6 +31,7 @@ def estimate_with_atoms(
     atoms_x: float,
     atoms_y: float,
     ks: Sequence[int],
+    *,
     standardize: bool,
     backend: str,
     uncertainty: bool,
