@@ -15,11 +15,14 @@ DUPLICATE_WARNING_FRACTION = 0.05
 def standardize(x: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Centre and scale each column of ``x`` ``[N, d]`` to unit standard deviation.
 
+    A constant column is only centred (estimators that cannot use one reject it before this).
+
     Returns:
         The standardised ``[N, d]`` tensor and ``sum(log std)`` in nats, the log-Jacobian that turns
         an entropy of the standardised data back into one of the original data.
     """
     std = x.std(dim=0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
     return (x - x.mean(dim=0)) / std, float(torch.log(std).sum())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.special import digamma
 
 from ..preprocessing import standardize
 from ..validation import (
@@ -21,6 +22,11 @@ TIE_POLICIES = ("route", "jitter", "raise")
 # Above this fraction of points with zero k-th neighbour distance, ties are not noise to be jittered
 # away but atoms of the distribution, and need an estimator built for them.
 HEAVY_TIE_FRACTION = 0.01
+
+
+def psi(values: torch.Tensor | float) -> torch.Tensor:
+    """Digamma in float64 of a count tensor or a number."""
+    return digamma(torch.as_tensor(values, dtype=torch.float64))
 
 
 def as_neighbor_counts(k: int | Sequence[int]) -> tuple[int, ...]:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-from torch.special import digamma
 
 from .. import neighbors
 from ..interface import Estimate
@@ -24,6 +23,7 @@ from .common import (
     HEAVY_TIE_FRACTION,
     as_neighbor_counts,
     prepare,
+    psi,
     smallest_subsample,
     zero_distance_fraction,
 )
@@ -36,10 +36,7 @@ def kl_terms(x: torch.Tensor, ks: Sequence[int], backend: str) -> float:
     n, d = x.shape
     dist, _ = neighbors.knn([x], max(ks), backend)
     values = [
-        math.log(2.0) * d
-        + float(digamma(torch.tensor(float(n))) - digamma(torch.tensor(float(k))))
-        + d * float(torch.log(dist[:, k - 1]).mean())
-        for k in ks
+        math.log(2.0) * d + float(psi(n) - psi(k)) + d * float(torch.log(dist[:, k - 1]).mean()) for k in ks
     ]
     return sum(values) / len(values)
 

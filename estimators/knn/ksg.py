@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-from torch.special import digamma
 
 from .. import neighbors
 from ..degeneracy import exact_linear_relation
@@ -32,6 +31,7 @@ from .common import (
     as_neighbor_counts,
     check_tie_policy,
     prepare,
+    psi,
     smallest_subsample,
     zero_distance_fraction,
 )
@@ -47,13 +47,9 @@ SATURATION_QUERIES = 1000
 NEAR_CEILING = 0.9
 
 
-def _psi(values: torch.Tensor | float) -> torch.Tensor:
-    return digamma(torch.as_tensor(values, dtype=torch.float64))
-
-
 def ksg_ceiling(n: int, ks: Sequence[int], algorithm: int) -> float:
     """Largest value KSG reports with n samples (every marginal neighbourhood = the joint one)."""
-    values = [float(_psi(n) - _psi(k)) - (1.0 / k if algorithm == 2 else 0.0) for k in ks]
+    values = [float(psi(n) - psi(k)) - (1.0 / k if algorithm == 2 else 0.0) for k in ks]
     return sum(values) / len(values)
 
 
@@ -73,7 +69,7 @@ def _ksg_with_neighbors(
             radius = dist[:, k - 1]
             n_x = neighbors.count_within(x, radius, strict=True, backend=backend)
             n_y = neighbors.count_within(y, radius, strict=True, backend=backend)
-            value = _psi(k) + _psi(n) - (_psi(n_x + 1) + _psi(n_y + 1)).mean()
+            value = psi(k) + psi(n) - (psi(n_x + 1) + psi(n_y + 1)).mean()
         else:
             n_x = neighbors.count_within(
                 x, neighbors.distances_to(x, index[:, :k]).amax(dim=1), False, backend
@@ -81,7 +77,7 @@ def _ksg_with_neighbors(
             n_y = neighbors.count_within(
                 y, neighbors.distances_to(y, index[:, :k]).amax(dim=1), False, backend
             )
-            value = _psi(k) - 1.0 / k + _psi(n) - (_psi(n_x) + _psi(n_y)).mean()
+            value = psi(k) - 1.0 / k + psi(n) - (psi(n_x) + psi(n_y)).mean()
         values.append(float(value))
     return sum(values) / len(values), index
 

@@ -18,18 +18,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.special import digamma
 
 from .. import neighbors
 from ..interface import Estimate
 from ..preprocessing import DEFAULT_JITTER, add_jitter, duplicate_counts, duplicate_warning, make_generator
+from ..preprocessing import standardize as standardize_columns
 from ..uncertainty import standard_error
 from ..validation import ArrayLike, as_labels, as_samples, check_enough_samples, check_same_length
-from .common import as_neighbor_counts, prepare, smallest_subsample
-
-
-def _psi(values: torch.Tensor) -> torch.Tensor:
-    return digamma(values.to(torch.float64))
+from .common import as_neighbor_counts, prepare, psi, smallest_subsample
 
 
 def ross_terms(x: torch.Tensor, labels: torch.Tensor, ks: Sequence[int], backend: str) -> float:
@@ -56,7 +52,7 @@ def ross_terms(x: torch.Tensor, labels: torch.Tensor, ks: Sequence[int], backend
             radius[members] = dist[:, -1]
             k_used[members] = k_class
         m = neighbors.count_within(x, radius, strict=False, backend=backend)
-        value = _psi(torch.tensor(n)) - _psi(size_of[labels]).mean() + _psi(k_used).mean() - _psi(m).mean()
+        value = psi(torch.tensor(n)) - psi(size_of[labels]).mean() + psi(k_used).mean() - psi(m).mean()
         values.append(float(value))
     return sum(values) / len(values)
 
@@ -141,7 +137,7 @@ def mixed_terms(x: torch.Tensor, y: torch.Tensor, ks: Sequence[int], backend: st
         k_eff = torch.where(radius == 0, duplicates, torch.full_like(duplicates, k))
         n_x = neighbors.count_within(x, radius, strict=False, backend=backend)
         n_y = neighbors.count_within(y, radius, strict=False, backend=backend)
-        terms = _psi(k_eff) + math.log(n) - torch.log1p(n_x.double()) - torch.log1p(n_y.double())
+        terms = psi(k_eff) + math.log(n) - torch.log1p(n_x.double()) - torch.log1p(n_y.double())
         values.append(float(terms.mean()))
     return sum(values) / len(values)
 
@@ -178,10 +174,7 @@ def mixed_mi(
     for array, name in ((x, "x"), (y, "y")):
         tensor = as_samples(array, name)
         check_enough_samples(tensor.shape[0], max(ks))
-        if standardize:
-            scale = tensor.std(dim=0, unbiased=False)
-            tensor = (tensor - tensor.mean(dim=0)) / torch.where(scale > 0, scale, torch.ones_like(scale))
-        tensors.append(tensor)
+        tensors.append(standardize_columns(tensor)[0] if standardize else tensor)
     x_t, y_t = tensors
     n = x_t.shape[0]
     backend_used = neighbors.choose_backend(x_t.shape[1] + y_t.shape[1], x_t.device, backend, x_t.shape[0])

@@ -193,9 +193,6 @@ def interpolated_bound(
     return 1.0 + positives - negatives
 
 
-BOUNDS = ("dv", "mine", "nwj", "infonce", "js", "smile", "interpolated")
-
-
 def check_batch_size(batch_size: int) -> int:
     """Validate a batch size K: an integer >= 2 (a batch needs a negative for every positive)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
