@@ -1,0 +1,156 @@
+"""Exact information a shapes-world caption carries about the image's factors.
+
+Because a caption is its content (mention set M and the mentioned bins) plus independent wording noise
+(see `world_captions`), I(caption; F) = I(content; F) for any factors F. With caption noise:
+
+* M is drawn independently of every factor (clean: independent Bernoulli per factor; partial: exactly
+  one, uniformly);
+* the mentioned values Y come from the sample itself with probability 1 - eps, or from an independent
+  decoy sample with probability eps (``irrelevant_caption_fraction``).
+
+So for factors B_M with law p: I(content; F) = sum_M P(M) I_eps(p_M), where I_eps(p) is the information
+of the channel Y = X with probability 1 - eps, Y ~ p otherwise,
+
+    I_eps(p) = H(p) - sum_x p(x) H((1 - eps) delta_x + eps p),
+
+computed here by enumeration over the values. It is not linear in eps: I_eps(p) = (1 - eps) H(p) only
+when eps is 0 or 1. A single factor's bins are independent of the other mentioned values, so
+I(caption; f) = P(f in M) I_eps(p_f).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy.special import xlogy
+
+from .world_captions import CAPTION_FACTORS, CAPTION_LABELS, active_factors
+
+
+def channel_information(pmf: np.ndarray, irrelevant: float) -> float:
+    """I(X; Y) in nats for X ~ pmf and Y = X with probability 1 - irrelevant, else an independent draw.
+
+    Args:
+        pmf: ``[K]`` probabilities (any shape; flattened), summing to 1.
+        irrelevant: probability eps in [0, 1] that Y is replaced by an independent draw.
+
+    Raises:
+        ValueError: if ``pmf`` is not a distribution or ``irrelevant`` is outside [0, 1].
+    """
+    p = np.asarray(pmf, dtype=np.float64).ravel()
+    if p.size == 0 or (p < 0).any() or not math.isclose(p.sum(), 1.0, abs_tol=1e-9):
+        raise ValueError("pmf must be non-negative and sum to 1")
+    if not 0.0 <= irrelevant <= 1.0:
+        raise ValueError(f"irrelevant must be in [0, 1], got {irrelevant}")
+    entropy = float(-xlogy(p, p).sum())
+    terms = xlogy(irrelevant * p, irrelevant * p)
+    # H(row x) = -sum_y eps p_y log(eps p_y), with the y = x term replaced by the kept mass r_x.
+    kept = 1.0 - irrelevant + irrelevant * p
+    row_entropy = -terms.sum() + terms - xlogy(kept, kept)
+    return max(entropy - float((p * row_entropy).sum()), 0.0)
+
+
+def caption_factor_pmfs(max_objects: int, second_object_probability: float) -> dict[str, np.ndarray]:
+    """Law of each caption factor's value (bins are uniform by construction)."""
+    p2 = second_object_probability if max_objects == 2 else 0.0
+    return {
+        "shape": np.full(8, 1 / 8),
+        "colour": np.full(8, 1 / 8),
+        "size": np.full(3, 1 / 3),
+        "position": np.full(9, 1 / 9),
+        "rotation": np.full(3, 1 / 3),
+        "num_objects": np.array([1.0 - p2, p2]),
+    }
+
+
+def mention_distribution(
+    probabilities: dict[str, float], max_objects: int
+) -> dict[frozenset[str], tuple[float, float]]:
+    """``{mention set M: (P(M | clean caption), P(M | partial caption))}`` over subsets of active factors."""
+    active = active_factors(max_objects)
+    table = {}
+    for r in range(len(active) + 1):
+        for subset in itertools.combinations(active, r):
+            clean = math.prod(probabilities[f] if f in subset else 1 - probabilities[f] for f in active)
+            partial = 1 / len(active) if r == 1 else 0.0
+            table[frozenset(subset)] = (clean, partial)
+    return table
+
+
+def mention_probability(
+    factor: str, probabilities: dict[str, float], partial_fraction: float, max_objects: int
+) -> float:
+    """P(a caption mentions ``factor``) = (1 - pi) q_f + pi / (number of active factors)."""
+    active = active_factors(max_objects)
+    if factor not in active:
+        return 0.0
+    return (1 - partial_fraction) * probabilities[factor] + partial_fraction / len(active)
+
+
+def caption_information(
+    max_objects: int,
+    second_object_probability: float,
+    irrelevant_fraction: float,
+    partial_fraction: float,
+    probabilities: dict[str, float],
+    labels: tuple[str, ...],
+) -> dict[str, float]:
+    """I(caption; label) in nats for every label name in ``labels`` (0 for labels never captioned).
+
+    Continuous factors are captioned through their bins only, so I(caption; size) = I(caption; size_bin)
+    and I(caption; position_x) is the information about the grid column. ``caption_is_partial`` is
+    visible through the mention set: I(caption; partial flag) = I(M; partial flag).
+    """
+    pmfs = caption_factor_pmfs(max_objects, second_object_probability)
+    column = np.full(3, 1 / 3)
+    values = dict.fromkeys(labels, 0.0)
+    for factor in CAPTION_FACTORS:
+        share = mention_probability(factor, probabilities, partial_fraction, max_objects)
+        info = share * channel_information(pmfs[factor], irrelevant_fraction)
+        values[CAPTION_LABELS[factor]] = info
+        if factor == "size":
+            values["size"] = info
+        elif factor == "rotation":
+            values["rotation"] = info
+        elif factor == "position":
+            for name in ("position_x", "position_y"):
+                values[name] = share * channel_information(column, irrelevant_fraction)
+    if "caption_is_partial" in values:
+        table = mention_distribution(probabilities, max_objects).values()
+        clean = np.array([c for c, _ in table])
+        partial = np.array([p for _, p in table])
+        mixed = (1 - partial_fraction) * clean + partial_fraction * partial
+        values["caption_is_partial"] = float(
+            -xlogy(mixed, mixed).sum()
+            + (1 - partial_fraction) * xlogy(clean, clean).sum()
+            + partial_fraction * xlogy(partial, partial).sum()
+        )
+    return {name: values[name] for name in labels}
+
+
+def caption_information_total(
+    max_objects: int,
+    second_object_probability: float,
+    irrelevant_fraction: float,
+    partial_fraction: float,
+    probabilities: dict[str, float],
+) -> float:
+    """I(caption; all factors) in nats: sum over mention sets M of P(M) I_eps(joint law of the bins in M).
+
+    This is the ceiling on I(image; caption), and so on I(T; caption) for any representation T.
+    """
+    pmfs = caption_factor_pmfs(max_objects, second_object_probability)
+    total = 0.0
+    table = mention_distribution(probabilities, max_objects)
+    for subset, (clean, partial) in table.items():
+        weight = (1 - partial_fraction) * clean + partial_fraction * partial
+        if weight == 0.0 or not subset:
+            continue
+        joint = np.ones(1)
+        for factor in CAPTION_FACTORS:
+            if factor in subset:
+                joint = np.multiply.outer(joint, pmfs[factor]).ravel()
+        total += weight * channel_information(joint, irrelevant_fraction)
+    return total

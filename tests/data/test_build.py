@@ -1,0 +1,136 @@
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from infomug.data import (
+    ByteTokenizer,
+    CaptionCollate,
+    DataConfig,
+    build_dataset,
+    make_transform,
+)
+from infomug.data.build import IMAGENET_MEAN, IMAGENET_STD
+
+
+def png_bytes(seed: int, size: int = 20) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def user_data(tmp_path):
+    """Four image-caption pairs in every user layout: a shard, a TSV, COCO captions, class folders."""
+    captions = ["a red square", "two cats", "a blue sky", "a dog on grass"]
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        (images / f"{i}.png").write_bytes(png_bytes(i))
+    (tmp_path / "pairs.tsv").write_text(
+        "filepath\ttitle\n" + "".join(f"images/{i}.png\t{c}\n" for i, c in enumerate(captions))
+    )
+    with tarfile.open(tmp_path / "shard-0.tar", "w") as tar:
+        for i, caption in enumerate(captions):
+            for name, payload in ((f"{i:05d}.png", png_bytes(i)), (f"{i:05d}.txt", caption.encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    coco = {
+        "images": [{"id": i, "file_name": f"{i}.png"} for i in range(4)],
+        "annotations": [{"id": i, "image_id": i, "caption": c} for i, c in enumerate(captions)],
+    }
+    (tmp_path / "captions.json").write_text(json.dumps(coco))
+    for i in range(4):
+        folder = tmp_path / "folder" / ("cats" if i % 2 else "dogs")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.png").write_bytes(png_bytes(i))
+    return tmp_path, captions
+
+
+def test_world_default_builds_normalised_images_without_flips():
+    config = DataConfig()
+    world = build_dataset(config)
+    sample = world[0]
+    assert sample["image"].shape == (3, 32, 32)
+    assert sample["caption"]
+    assert world.mean == world.config.mean  # the world's own statistics, not ImageNet's
+    assert "RandomHorizontalFlip" not in repr(world.transform)
+    assert "RandomHorizontalFlip" in repr(
+        make_transform(DataConfig(hflip=True), "pretrain", (0.5,) * 3, (1,) * 3)
+    )
+
+
+def test_eval_split_is_deterministic_and_two_view_stacks_views():
+    config = DataConfig(image_size=16)
+    eval_set = build_dataset(config, split="eval")
+    assert torch.equal(eval_set[5]["image"], eval_set[5]["image"])
+    assert eval_set[5]["image"].shape == (3, 16, 16)
+    views = build_dataset(config, augmentation="two_view")[0]["image"]
+    assert views.shape == (2, 3, 16, 16)
+    assert not torch.equal(views[0], views[1])
+
+
+def test_world_settings_come_from_a_plain_dict():
+    config = DataConfig(world={"seed": 3, "size": 100, "irrelevant_caption_fraction": 0.5})
+    world = build_dataset(config)
+    assert len(world) == 100
+    assert world.config.irrelevant_caption_fraction == 0.5
+
+
+def test_digits_build_with_their_own_statistics():
+    digits = build_dataset(DataConfig(source="digits"), split="eval")
+    assert digits[0]["image"].shape == (3, 32, 32)
+    assert digits.mean != IMAGENET_MEAN
+    assert "digit" in digits[0]["labels"]
+
+
+@pytest.mark.parametrize("source", ["csv", "webdataset", "coco", "imagefolder"])
+def test_every_user_layout_loads_through_one_config(user_data, source):
+    root, captions = user_data
+    path = {
+        "csv": root / "pairs.tsv",
+        "webdataset": root / "shard-{0..0}.tar",
+        "coco": root / "captions.json",
+        "imagefolder": root / "folder",
+    }[source]
+    config = DataConfig(source=source, path=str(path), image_root=str(root / "images"), image_size=16)
+    if source == "csv":
+        config.image_root = None  # relative to the TSV's folder
+    dataset = build_dataset(config, augmentation="eval", rank=0, world_size=1)
+    assert dataset.mean == IMAGENET_MEAN and dataset.std == IMAGENET_STD
+    batches = list(DataLoader(dataset, batch_size=4, collate_fn=CaptionCollate(ByteTokenizer(), 24)))
+    images = torch.cat([b["image"] for b in batches])
+    assert images.shape == (4, 3, 16, 16)
+    seen = [c for b in batches for c in b["captions"]]
+    if source == "imagefolder":
+        assert seen == [""] * 4
+        assert sorted(int(v) for b in batches for v in b["labels"]["class"]) == [0, 0, 1, 1]
+    else:
+        assert sorted(seen) == sorted(captions)
+
+
+def test_bad_configs_name_the_problem(user_data):
+    root, _ = user_data
+    with pytest.raises(ValueError, match="data source must be one of"):
+        DataConfig(source="laion")
+    with pytest.raises(ValueError, match="needs `path`"):
+        DataConfig(source="csv")
+    with pytest.raises(ValueError, match="both mean and std"):
+        DataConfig(mean=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="no eval_path"):
+        build_dataset(DataConfig(source="csv", path=str(root / "pairs.tsv")), split="eval")
+    with pytest.raises(ValueError, match="split must be"):
+        build_dataset(DataConfig(), split="test")
+    with pytest.raises(ValueError, match="augmentation must be"):
+        build_dataset(DataConfig(), augmentation="heavy")
+    with pytest.raises(ValueError, match="needs image_root"):
+        build_dataset(DataConfig(source="coco", path=str(root / "captions.json")))
+    with pytest.raises(FileNotFoundError):
+        build_dataset(DataConfig(source="csv", path=str(root / "missing.tsv")))

@@ -1,0 +1,113 @@
+"""CSV/TSV pairs with open_clip's defaults: good rows load, bad rows fall through to the next good one and
+are counted by reason, in worker processes too."""
+
+import io
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from infomug.data.csv_pairs import CsvPairs
+
+
+def save_image(path, seed=0, mode="RGB", size=20):
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).convert(mode).save(path)
+    return path
+
+
+def resize16(image):
+    return F.interpolate(image[None], size=(16, 16), mode="bilinear", align_corners=False)[0]
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    """A TSV in open_clip's layout: rows 0, 1, 4, 7 are good; the others each break one way."""
+    save_image(tmp_path / "images" / "0.jpg", 0)
+    save_image(tmp_path / "images" / "1.png", 1, mode="L")
+    (tmp_path / "images" / "2.jpg").write_bytes(b"not a jpeg")
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), "red").save(buffer, format="JPEG")
+    (tmp_path / "images" / "3.jpg").write_bytes(buffer.getvalue()[:200])
+    outside = save_image(tmp_path / "elsewhere" / "7.png", 7, mode="RGBA")
+    rows = [
+        ("images/0.jpg", "a red circle", "3"),
+        ("images/1.png", "  a grey square ", "1"),
+        ("images/2.jpg", "corrupt image", "0"),
+        ("images/3.jpg", "truncated image", "0"),
+        ("images/0.jpg", "a blue circle", "2.5"),
+        ("images/0.jpg", "", "0"),
+        ("images/missing.jpg", "missing file", "0"),
+        (str(outside), "absolute path", "4"),
+        ("images/0.jpg", "x" * 30, "0"),
+    ]
+    lines = ["filepath\ttitle\tsize"] + ["\t".join(row) for row in rows] + ["images/0.jpg"]
+    path = tmp_path / "pairs.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+EXPECTED_BAD = {
+    "unreadable_image": 1,
+    "truncated_image": 1,
+    "empty_caption": 1,
+    "missing_image": 1,
+    "caption_too_long": 1,
+    "missing_caption": 1,
+}
+
+
+def test_good_rows_load_and_bad_rows_return_the_next_good_one(pairs):
+    dataset = CsvPairs(pairs, transform=resize16, label_keys=("size",), max_caption_chars=25)
+    assert len(dataset) == 10 and dataset.has_captions
+    captions = [dataset[i]["caption"] for i in range(len(dataset))]
+    assert captions == [
+        "a red circle", "a grey square", "a blue circle", "a blue circle", "a blue circle",
+        "absolute path", "absolute path", "absolute path", "a red circle", "a red circle",
+    ]  # fmt: skip
+    assert dataset[0]["image"].shape == (3, 16, 16)
+    assert [dataset[i]["labels"] for i in (0, 4)] == [{"size": 3}, {"size": 2.5}]
+    counts = dataset.bad_samples
+    assert {reason: count for reason, count in counts.counts.items() if count} == EXPECTED_BAD
+    assert any("line 8" in key and "missing.jpg" in key for key in counts.examples["missing_image"])
+
+
+def test_counts_are_complete_with_two_workers(pairs):
+    dataset = CsvPairs(pairs, transform=resize16, max_caption_chars=25)
+    loader = DataLoader(dataset, batch_size=3, num_workers=2)
+    batches = list(loader)
+    assert sum(len(batch["caption"]) for batch in batches) == 10
+    assert {reason: count for reason, count in dataset.bad_samples.counts.items() if count} == EXPECTED_BAD
+
+
+def test_columns_separator_and_image_root_are_configurable(tmp_path):
+    save_image(tmp_path / "root" / "a.png")
+    (tmp_path / "meta").mkdir()
+    path = tmp_path / "meta" / "pairs.csv"
+    path.write_text('image,text\na.png,"a caption, with a comma"\n', encoding="utf-8")
+    dataset = CsvPairs(path, img_key="image", caption_key="text", separator=",", image_root=tmp_path / "root")
+    assert dataset[0]["caption"] == "a caption, with a comma"
+    with pytest.raises(ValueError, match="no column 'filepath'"):
+        CsvPairs(path, separator=",")
+
+
+def test_missing_file_empty_file_and_all_bad_files_are_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.tsv"):
+        CsvPairs(tmp_path / "nope.tsv")
+    header_only = tmp_path / "header.tsv"
+    header_only.write_text("filepath\ttitle\n")
+    with pytest.raises(ValueError, match="header.tsv has a header but no rows"):
+        CsvPairs(header_only)
+    no_captions = tmp_path / "no_captions.tsv"
+    no_captions.write_text("filepath\ttitle\na.jpg\t \nb.jpg\t\n")
+    with pytest.raises(ValueError, match="no_captions.tsv: none of the 2 rows is usable"):
+        CsvPairs(no_captions)
+    (tmp_path / "bad.jpg").write_bytes(b"junk")
+    no_images = tmp_path / "no_images.tsv"
+    no_images.write_text("filepath\ttitle\nbad.jpg\tone\nmissing.jpg\ttwo\n")
+    dataset = CsvPairs(no_images)
+    with pytest.raises(ValueError, match="no_images.tsv is bad"):
+        dataset[1]

@@ -1,0 +1,28 @@
+import pytest
+
+from infomug.models import ModelConfig
+
+# Tiny sizes keep every test well under a second: 16x16 images in 4-pixel patches (16 patches), width 32.
+TINY = dict(
+    img_size=16,
+    patch_size=4,
+    embed_dim=32,
+    depth=1,
+    num_heads=2,
+    decoder_width=32,
+    decoder_depth=1,
+    decoder_num_heads=2,
+    caption_width=32,
+    caption_num_heads=2,
+    vocab_size=300,
+    context_length=16,
+    text_width=32,
+    text_depth=1,
+    text_num_heads=2,
+    projection_dim=16,
+)
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    return ModelConfig.from_dict(TINY)

@@ -1,0 +1,32 @@
+"""Token-batch validation shared by the caption decoder and the text encoder."""
+
+import pytest
+import torch
+
+from infomug.models.text_blocks import CausalSelfAttention, check_tokens
+
+
+@pytest.mark.parametrize(
+    "tokens, lengths, message",
+    [
+        (torch.zeros(2, 5, dtype=torch.long), torch.tensor([2, 6]), "length"),
+        (torch.zeros(2, 5, dtype=torch.long), torch.tensor([1, 3]), "length"),
+        (torch.zeros(2, 9, dtype=torch.long), torch.tensor([2, 3]), "context length"),
+        (torch.zeros(2, 5), torch.tensor([2, 3]), "integer"),
+        (torch.zeros(2, 5, dtype=torch.long), torch.tensor([2, 3, 4]), "does not match"),
+    ],
+)
+def test_check_tokens_names_the_problem(tokens, lengths, message):
+    with pytest.raises(ValueError, match=message):
+        check_tokens(tokens, lengths, context_length=8)
+
+
+def test_causal_attention_matches_an_explicit_mask():
+    torch.manual_seed(0)
+    attention = CausalSelfAttention(8, 2)
+    x = torch.randn(2, 5, 8)
+    q, k, v = attention.qkv(x).reshape(2, 5, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    scores = q @ k.transpose(-1, -2) / 2.0
+    scores = scores.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
+    expected = attention.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 5, 8))
+    torch.testing.assert_close(attention(x), expected)

@@ -1,0 +1,47 @@
+"""Reconstruction grid: the PNG exists with the documented size; visible patches are pasted back."""
+
+import pytest
+import torch
+from PIL import Image
+
+from infomug.models import reconstruct, save_reconstruction_grid
+from infomug.models.mae_decoder import patchify
+from infomug.objectives import MAEObjective
+
+
+@pytest.mark.parametrize("scale, padding", [(1, 2), (3, 0)])
+def test_png_has_the_expected_size(tmp_path, tiny_config, scale, padding):
+    objective = MAEObjective(tiny_config)
+    path = save_reconstruction_grid(
+        objective,
+        torch.randn(5, 3, 16, 16),
+        tmp_path / "samples" / "grid.png",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        generator=torch.Generator().manual_seed(0),
+        scale=scale,
+        padding=padding,
+    )
+    with Image.open(path) as image:
+        assert image.size == (5 * 16 * scale + 6 * padding, 3 * 16 * scale + 4 * padding)
+        assert image.mode == "RGB"
+
+
+def test_visible_patches_are_pasted_back_and_masked_ones_blanked(tiny_config):
+    objective = MAEObjective(tiny_config)
+    images = torch.randn(2, 3, 16, 16)
+    masked, reconstructed = reconstruct(objective, images, torch.Generator().manual_seed(0))
+    _, mask, _ = objective.encoder.forward_masked(
+        images, objective.mask_ratio, torch.Generator().manual_seed(0)
+    )
+    visible = mask == 0
+    assert torch.equal(patchify(reconstructed, 4)[visible], patchify(images, 4)[visible])
+    assert torch.equal(patchify(masked, 4)[visible], patchify(images, 4)[visible])
+    assert torch.equal(patchify(masked, 4)[~visible], torch.zeros_like(patchify(masked, 4)[~visible]))
+
+
+def test_wrong_statistics_are_named(tmp_path, tiny_config):
+    with pytest.raises(ValueError, match="mean and std"):
+        save_reconstruction_grid(
+            MAEObjective(tiny_config), torch.randn(1, 3, 16, 16), tmp_path / "g.png", (0.5,), (0.2,)
+        )
