@@ -1,13 +1,15 @@
 """The ``infomug`` command line: a thin argparse shell over the library.
 
-Subcommands today: ``mi`` (mutual information between two saved arrays), ``entropy`` (of one), and
-``channel`` (I(X; f(X) + sigma Z) of saved features of a deterministic encoder).
+Subcommands today: ``mi`` (mutual information between two saved arrays), ``entropy`` (of one),
+``channel`` (I(X; f(X) + sigma Z) of saved features of a deterministic encoder) and ``data`` (survey a
+dataset: usable and bad samples, captions, the embedded world's factor entropies, a grid of samples).
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -95,6 +97,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--relative-sigma", type=float, nargs="+", help="noise std as a multiple of the feature scale"
     )
     _add_common_options(channel, knn=False)
+
+    data = commands.add_parser(
+        "data",
+        help="survey a dataset before training on it",
+        description="Read a dataset as training would and report usable and bad samples (by reason),"
+        " caption lengths and examples and, for the embedded world, each factor's entropy and the"
+        " information captions carry about it (nats). Sources: world, digits (embedded), webdataset,"
+        " csv, coco, imagefolder (give PATH).",
+    )
+    data.add_argument("source", help="world | digits | webdataset | csv | coco | imagefolder")
+    data.add_argument("path", nargs="?", help="shard pattern, CSV/TSV, COCO JSON or image-folder root")
+    data.add_argument("--split", default="train", choices=("train", "eval"))
+    data.add_argument("--limit", type=int, default=1000, help="most samples to read (default 1000)")
+    data.add_argument(
+        "--set",
+        type=_parse_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a data setting, e.g. image_root=imgs, csv_caption_key=caption,"
+        " world.irrelevant_caption_fraction=0.5 (repeatable)",
+    )
+    data.add_argument("--grid", type=Path, metavar="PNG", help="save the first 16 samples with captions here")
+    data.add_argument("--json", type=Path, metavar="PATH", help="also write the survey as JSON here")
     return parser
 
 
@@ -143,6 +169,47 @@ def _run_channel(args: argparse.Namespace) -> list[estimators.Estimate]:
     ]
 
 
+def _run_data(args: argparse.Namespace) -> int:
+    # Imported here so that the estimator commands do not pay for the data stack.
+    from .data import DataConfig, build_dataset
+    from .data.survey import save_sample_grid, survey_dataset
+
+    fields: dict[str, Any] = {"source": args.source, "path": args.path}
+    world: dict[str, Any] = {}
+    for key, value in args.set:
+        if key.startswith("world."):
+            world[key.removeprefix("world.")] = value
+        elif key in ("source", "path"):
+            raise ValueError(f"give {key} as a positional argument, not with --set")
+        else:
+            fields[key] = value
+    if world:
+        fields["world"] = world
+    try:
+        config = DataConfig(**fields)
+    except TypeError as error:
+        raise ValueError(f"unknown data setting: {error}") from error
+    dataset = build_dataset(config, split=args.split, augmentation="eval")
+    name = f"{args.source} {args.path}" if args.path else args.source
+    survey = survey_dataset(dataset, f"{name} ({args.split})", limit=args.limit)
+    print(survey)
+    if args.grid is not None:
+        samples = list(itertools.islice(iter_samples(dataset), 16))
+        save_sample_grid(samples, args.grid, dataset.mean, dataset.std)
+        print(f"grid of {len(samples)} samples: {args.grid}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(survey.to_dict(), indent=2) + "\n")
+    return 0
+
+
+def iter_samples(dataset: Any) -> Any:
+    """Samples of a map-style or iterable dataset, in order."""
+    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+        return (dataset[index] for index in range(len(dataset)))
+    return iter(dataset)
+
+
 COMMANDS = {"mi": _run_mi, "entropy": _run_entropy, "channel": _run_channel}
 
 
@@ -150,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``infomug`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "data":
+            return _run_data(args)
         results = COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"infomug {args.command}: error: {error}", file=sys.stderr)
