@@ -1,7 +1,7 @@
 """Benchmark: forward + backward time per image and parameter count of each objective at the CPU preset.
 
-Run:  python -m experiments.bench_models            (about a minute on 2 CPU cores)
-      python -m experiments.bench_models --quick    (smaller batch, fewer repeats: a smoke run)
+Run:  python experiments/bench_models.py          (about a minute on 2 CPU cores)
+      python experiments/bench_models.py --quick    (smaller batch, fewer repeats: a smoke run)
 
 All four objectives are timed in one process on the same batch size, after a warm-up, as the median of
 several repeats of ``zero_grad; forward; backward``, the objectives taking turns in each round. MUG's
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     machine = (
         f"{threads} CPU cores ({platform.processor() or platform.machine()}), no GPU, "
-        f"1-minute load average {load:.1f} at the end (other processes shared the cores)"
+        f"1-minute load average {load:.1f} at the end"
     )
-    command = " ".join(["python -m experiments.bench_models", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python experiments/bench_models.py", *(sys.argv[1:] if argv is None else argv)])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         "# Model benchmark\n\n"

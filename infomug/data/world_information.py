@@ -154,3 +154,27 @@ def caption_information_total(
                 joint = np.multiply.outer(joint, pmfs[factor]).ravel()
         total += weight * channel_information(joint, irrelevant_fraction)
     return total
+
+
+def caption_content_entropy(
+    max_objects: int,
+    second_object_probability: float,
+    partial_fraction: float,
+    probabilities: dict[str, float],
+) -> float:
+    """H(caption content) in nats: the entropy of what a caption says, H(M) + sum_f P(f in M) H(p_f).
+
+    The content is the mention set M and the mentioned bins. A decoy's bins have the same law as the
+    sample's own, so caption noise does not change this entropy (it changes what the content is about).
+    Wording (template, synonyms) is extra entropy of the caption *text* and is not counted.
+    """
+    pmfs = caption_factor_pmfs(max_objects, second_object_probability)
+    table = mention_distribution(probabilities, max_objects).values()
+    clean = np.array([c for c, _ in table])
+    partial = np.array([p for _, p in table])
+    mixed = (1 - partial_fraction) * clean + partial_fraction * partial
+    entropy = float(-xlogy(mixed, mixed).sum())
+    for factor in active_factors(max_objects):
+        share = mention_probability(factor, probabilities, partial_fraction, max_objects)
+        entropy += share * float(-xlogy(pmfs[factor], pmfs[factor]).sum())
+    return entropy
