@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.batch_size, args.repeats = 16, 3
-    threads = os.cpu_count() or 1
+    # The CPUs this process may run on: os.cpu_count() counts the host's under a CPU affinity limit.
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     torch.set_num_threads(threads)
     setups = {}
     for objective in OBJECTIVES:

@@ -146,6 +146,14 @@ class BadSampleTracker:
             )
         return 1 + info.id
 
+    def check_worker(self) -> None:
+        """Fail now, not at the first bad sample mid-epoch, if this worker has no counter row.
+
+        Raises:
+            ValueError: if the calling DataLoader worker's id is ``>= max_workers``.
+        """
+        self._row()
+
     def record(self, reason: str, key: str, detail: str = "") -> None:
         """Count one skipped sample in this process's row; warn the first time its reason occurs.
 
@@ -237,6 +245,7 @@ class FallbackDataset(Dataset):
         self._known_bad[index] = bad
 
     def __getitem__(self, index: int) -> Sample:
+        self._tracker.check_worker()
         size = len(self)
         if not -size <= index < size:
             raise IndexError(f"index {index} out of range for {size} samples of {self.source}")

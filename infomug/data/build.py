@@ -7,6 +7,7 @@ captions or image folder.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ from .imagefolder import ImageFolder
 from .transforms import eval_transform, pretrain_transform, two_view_transform
 from .webdataset import WebDatasetShards
 from .world import ShapesWorld, WorldConfig
+
+logger = logging.getLogger(__name__)
 
 SOURCES = ("world", "digits", "webdataset", "csv", "coco", "imagefolder")
 AUGMENTATIONS = ("pretrain", "two_view", "eval")
@@ -40,7 +43,11 @@ class DataConfig:
         eval_path: the same for the eval split (required to build a user source's eval split).
         image_root: COCO's image folder, or the folder CSV paths are relative to (default: the CSV's).
         image_size: side of the images the encoder sees, in pixels.
-        crop_scale: area range of the random resized crop used by ``pretrain`` and ``two_view``.
+        crop_scale: area range of the random resized crop used by ``pretrain`` and ``two_view``;
+            ``None`` = the recipes' (MAE 0.2-1 for ``pretrain``, SimCLR 0.08-1 for ``two_view``) on users'
+            photographs, and on the generated sources no crop for ``pretrain`` (a crop would make captions
+            such as "small" or "top left" false, and the exact information values describe uncropped
+            images) and 0.2-1 for ``two_view`` (contrastive learning needs crops; it reads no caption).
         hflip: random horizontal flips; ``None`` = off for ``world`` and ``digits`` (their captions and
             digits are not mirror-symmetric: "left" would become wrong), on for users' photographs.
         mean, std: per-channel normalisation of images in [0, 1]; ``None`` = the source's own statistics
@@ -62,7 +69,7 @@ class DataConfig:
     eval_path: str | None = None
     image_root: str | None = None
     image_size: int = 32
-    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_scale: tuple[float, float] | None = None
     hflip: bool | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
@@ -96,6 +103,15 @@ class DataConfig:
         return self.source in ("world", "digits")
 
 
+def crop_scale(config: DataConfig, augmentation: str) -> tuple[float, float]:
+    """The crop-area range ``augmentation`` uses under ``config`` (see `DataConfig.crop_scale`)."""
+    if config.crop_scale is not None:
+        return (float(config.crop_scale[0]), float(config.crop_scale[1]))
+    if augmentation == "two_view":
+        return (0.2, 1.0) if config.synthetic else (0.08, 1.0)
+    return (1.0, 1.0) if config.synthetic else (0.2, 1.0)
+
+
 def make_transform(
     config: DataConfig, augmentation: str, mean: Sequence[float], std: Sequence[float]
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -109,9 +125,9 @@ def make_transform(
     hflip = (not config.synthetic) if config.hflip is None else config.hflip
     size = config.image_size
     if augmentation == "pretrain":
-        return pretrain_transform(size, mean, std, scale=tuple(config.crop_scale), hflip=hflip)
+        return pretrain_transform(size, mean, std, scale=crop_scale(config, augmentation), hflip=hflip)
     if augmentation == "two_view":
-        return two_view_transform(size, mean, std, scale=tuple(config.crop_scale), hflip=hflip)
+        return two_view_transform(size, mean, std, scale=crop_scale(config, augmentation), hflip=hflip)
     if augmentation == "eval":
         return eval_transform(size, mean, std)
     raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}")
@@ -144,6 +160,20 @@ def build_dataset(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     augmentation = augmentation or ("pretrain" if split == "train" else "eval")
+    if config.synthetic:
+        own = config.world if config.source == "world" else config.digits
+        if own.image_size < config.image_size:
+            # Easy to miss: `image_size` alone leaves the render size at its default, and the transform
+            # then upsamples blurry images instead of rendering sharp ones.
+            logger.warning(
+                "data.%s.image_size=%d is smaller than data.image_size=%d: images are upsampled; set "
+                "data.%s.image_size=%d to generate them at full resolution",
+                config.source,
+                own.image_size,
+                config.image_size,
+                config.source,
+                config.image_size,
+            )
     if config.source == "world":
         dataset = ShapesWorld(config.world, split=split)
     elif config.source == "digits":

@@ -34,8 +34,8 @@ class CocoCaptions(FallbackDataset):
         annotations: the captions JSON file.
         image_root: folder holding the images named by ``file_name``.
         transform: applied to each float ``[3, H, W]`` image in [0, 1]; None keeps it.
-        per_image: one sample per image with its first caption, instead of one per annotation. Images
-            with no usable caption are skipped as ``missing_caption``.
+        per_image: one sample per image with its first usable caption (file order), instead of one per
+            annotation. Images with no usable caption are skipped as ``missing_caption``.
         max_caption_chars: longer captions are skipped as ``caption_too_long``.
         max_workers: most DataLoader workers the bad-sample counters have rows for.
 

@@ -87,7 +87,9 @@ class CsvPairs(FallbackDataset):
         self.path = path
         self.transform = transform
         self.image_root = Path(image_root) if image_root is not None else path.parent
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: spreadsheet programs start UTF-8 files with a byte-order mark, which would otherwise
+        # stick to the first column's name (pandas, which open_clip reads with, drops it too).
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, delimiter=separator)
             columns = reader.fieldnames or []
             for column in (img_key, caption_key, *label_keys):

@@ -7,9 +7,9 @@ Every reader decodes through `decode_image`, so all of them agree on what a bad 
   ``load()``, because ``Image.open`` only reads the header and would let a truncated file through.
 * ``missing_image``: a path that does not exist (`load_image_file`).
 
-Grayscale, RGBA, CMYK and palette images are converted to RGB: they are not bad. A truncated image
-is only caught while PIL's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` is False (its default); this
-module never changes it.
+Grayscale (8- and 16-bit), RGBA, CMYK and palette images are converted to RGB: they are not bad. A
+truncated image is only caught while PIL's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` is False (its
+default); this module never changes it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ IMAGE_EXTENSIONS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "gif",
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
+    if image.mode.startswith("I;16"):
+        # 16-bit greyscale (PNG, TIFF): convert("RGB") clips at 255 rather than scaling, which would turn
+        # the image almost white. Scale 0..65535 to 0..255 instead.
+        levels = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.rint(levels).astype(np.uint8))
     if image.mode == "P" and "transparency" in image.info:
         # Going through RGBA avoids PIL's warning about byte transparency in palette images.
         image = image.convert("RGBA")

@@ -28,7 +28,8 @@ class DataSurvey:
 
     Attributes:
         name: what was surveyed (source and path).
-        samples: good samples read.
+        samples: usable samples among those read (a map-style reader's stand-ins for bad indices are
+            not counted).
         image_shape: shape of the (transformed) images, ``[3, S, S]``.
         caption_chars: ``{"min", "median", "max"}`` caption length in characters ({} if image-only).
         captions: the first few captions, in order.
@@ -115,6 +116,7 @@ def survey_dataset(
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be positive, got {limit}")
+    before = getattr(dataset, "bad_samples", None)
     count, image_shape, lengths, captions, labels = 0, (), [], [], None
     total = None if isinstance(dataset, IterableDataset) else min(limit or len(dataset), len(dataset))
     for sample in tqdm(_samples(dataset, limit), total=total, desc=name, disable=None, leave=False):
@@ -126,7 +128,11 @@ def survey_dataset(
                 captions.append(sample["caption"])
         names = set(sample["labels"])
         labels = names if labels is None else labels & names
-    if count == 0:
+    bad_samples = getattr(dataset, "bad_samples", None)
+    if bad_samples is not None and before is not None and not isinstance(dataset, IterableDataset):
+        # A map-style reader answers a bad index with the next good sample: that read is not a usable one.
+        count -= bad_samples.total - before.total
+    if count <= 0:
         raise ValueError(f"{name}: no usable sample")
     caption_chars = {}
     if lengths:
@@ -140,7 +146,7 @@ def survey_dataset(
         caption_chars=caption_chars,
         captions=captions,
         labels=sorted(labels or ()),
-        bad_samples=getattr(dataset, "bad_samples", None),
+        bad_samples=bad_samples,
         factor_entropies=dict(known()) if callable(known) else {},
         caption_information=dict(information()) if callable(information) else {},
     )

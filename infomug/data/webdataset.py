@@ -218,6 +218,7 @@ class WebDatasetShards(IterableDataset):
         return shards
 
     def __iter__(self) -> Iterator[Sample]:
+        self._tracker.check_worker()
         rank, world_size = resolve_rank(self.rank, self.world_size)
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)

@@ -332,7 +332,9 @@ class ShapesWorld(Dataset):
     def caption_information(self) -> dict[str, float]:
         """Exact I(caption; label) in nats for every label, caption noise included.
 
-        Zero for labels captions never mention (background, second object). See `world_information`.
+        Zero for labels captions never mention (background, background hue). The second object's
+        labels carry I(caption; num_objects): their ``"none"`` class means one object. See
+        `world_information`.
         """
         cfg = self.config
         return caption_information(

@@ -15,7 +15,10 @@ of the channel Y = X with probability 1 - eps, Y ~ p otherwise,
 
 computed here by enumeration over the values. It is not linear in eps: I_eps(p) = (1 - eps) H(p) only
 when eps is 0 or 1. A single factor's bins are independent of the other mentioned values, so
-I(caption; f) = P(f in M) I_eps(p_f).
+I(caption; f) = P(f in M) I_eps(p_f). The second object's labels are never captioned but reach the
+caption through their ``"none"`` class (num_objects = 1), and through nothing else, so
+I(caption; shape_2) = I(caption; num_objects), and likewise for ``colour_2``, ``size_bin_2``,
+``position_bin_2``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import numpy as np
 from scipy.special import xlogy
 
 from .world_captions import CAPTION_FACTORS, CAPTION_LABELS, active_factors
+
+SECOND_OBJECT_LABELS = ("shape_2", "colour_2", "size_bin_2", "position_bin_2")
 
 
 def channel_information(pmf: np.ndarray, irrelevant: float) -> float:
@@ -99,8 +104,10 @@ def caption_information(
 ) -> dict[str, float]:
     """I(caption; label) in nats for every label name in ``labels`` (0 for labels never captioned).
 
-    Continuous factors are captioned through their bins only, so I(caption; size) = I(caption; size_bin)
-    and I(caption; position_x) is the information about the grid column. ``caption_is_partial`` is
+    The second object's labels (``shape_2``, ...) are never captioned, but their ``"none"`` class is
+    num_objects = 1, so each carries exactly I(caption; num_objects). Continuous factors are captioned
+    through their bins only, so I(caption; size) = I(caption; size_bin) and I(caption; position_x) is the
+    information about the grid column. ``caption_is_partial`` is
     visible through the mention set: I(caption; partial flag) = I(M; partial flag).
     """
     pmfs = caption_factor_pmfs(max_objects, second_object_probability)
@@ -117,6 +124,11 @@ def caption_information(
         elif factor == "position":
             for name in ("position_x", "position_y"):
                 values[name] = share * channel_information(column, irrelevant_fraction)
+        elif factor == "num_objects":
+            # A second-object label is "none" exactly when num_objects is 1, and the caption depends on it
+            # only through num_objects, so it carries I(caption; num_objects) about each such label.
+            for name in SECOND_OBJECT_LABELS:
+                values[name] = info
     if "caption_is_partial" in values:
         table = mention_distribution(probabilities, max_objects).values()
         clean = np.array([c for c, _ in table])

@@ -104,12 +104,12 @@ class CaptionDecoder(nn.Module):
             Scalar loss.
 
         Raises:
-            ValueError: for malformed tokens or lengths (see `check_tokens`).
+            ValueError: for malformed tokens or lengths, or ids outside the vocabulary (see `check_tokens`).
         """
-        check_tokens(tokens, lengths, self.context_length)
+        check_tokens(tokens, lengths, self.context_length, self.vocab_size)
         hidden = self.hidden_states(tokens[:, :-1], image_latent)
         positions = torch.arange(tokens.shape[1] - 1, device=tokens.device)
         real = positions[None, :] < (lengths[:, None] - 1)
         # Project only the real positions: with a 49k vocabulary the padded logits would dominate the cost.
         logits = hidden[real] @ self.token_embedding.weight.T
-        return F.cross_entropy(logits.float(), tokens[:, 1:][real])
+        return F.cross_entropy(logits.float(), tokens[:, 1:][real].long())

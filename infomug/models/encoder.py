@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from timm.models import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -156,7 +157,9 @@ class MaskedViTEncoder(nn.Module):
         tokens, mask, ids_restore = random_masking(tokens, mask_ratio, generator)
         cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(tokens.shape[0], -1, -1)
         tokens = vit.norm_pre(torch.cat([cls, tokens], dim=1))
-        latent = vit.norm(vit.blocks(tokens))
+        # Honour timm's set_grad_checkpointing here too, as its forward_features does.
+        blocks = checkpoint_seq(vit.blocks, tokens) if vit.grad_checkpointing else vit.blocks(tokens)
+        latent = vit.norm(blocks)
         return latent, mask, ids_restore
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -88,7 +88,8 @@ def masked_patch_loss(
         norm_pix_loss: compare against per-patch normalised pixels (MAE's better default).
 
     Returns:
-        Scalar: squared error averaged over pixels, then over removed patches.
+        Scalar, float32 for half-precision inputs: squared error averaged over pixels, then over removed
+        patches.
 
     Raises:
         ValueError: if ``pred`` does not match the patchified images. (All-zero ``mask`` gives NaN.)
@@ -98,10 +99,14 @@ def masked_patch_loss(
         raise ValueError(
             f"pred {tuple(pred.shape)} / mask {tuple(mask.shape)} do not match patches {tuple(target.shape)}"
         )
+    # Reduced in float32 (at least): a bfloat16 mask sum miscounts patches past 256 and a bfloat16 loss
+    # keeps 3 significant digits. Under autocast these casts are no-ops.
+    target = target.float() if target.dtype in (torch.float16, torch.bfloat16) else target
     if norm_pix_loss:
         mean, std = patch_statistics(target)
         target = (target - mean) / std
-    per_patch = ((pred - target) ** 2).mean(dim=-1)
+    per_patch = ((pred.to(target.dtype) - target) ** 2).mean(dim=-1)
+    mask = mask.to(target.dtype)
     # No check that something is masked: it would cost a device sync every step. Objectives refuse
     # a mask_ratio that removes no patch when they are built.
     return (per_patch * mask).sum() / mask.sum()

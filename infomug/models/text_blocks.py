@@ -88,12 +88,16 @@ class TextBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def check_tokens(tokens: torch.Tensor, lengths: torch.Tensor, context_length: int) -> None:
-    """Validate a padded token batch against a model's context length.
+def check_tokens(
+    tokens: torch.Tensor, lengths: torch.Tensor, context_length: int, vocab_size: int | None = None
+) -> None:
+    """Validate a padded token batch against a model's context length (and vocabulary).
 
     Raises:
         ValueError: if ``tokens`` is not ``[B, T]`` integer, ``T > context_length``, ``lengths`` is not
-            ``[B]`` or some length is outside ``[2, T]``.
+            ``[B]`` integer on the tokens' device, some length is outside ``[2, T]``, or (with
+            ``vocab_size``) some id, padding included, is outside ``[0, vocab_size)``; the embedding
+            would otherwise fail with a bare index error (a device-side assert on GPU).
     """
     if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"tokens must be an integer [B, T] tensor, got {tokens.dtype} {tuple(tokens.shape)}")
@@ -101,5 +105,16 @@ def check_tokens(tokens: torch.Tensor, lengths: torch.Tensor, context_length: in
         raise ValueError(f"{tokens.shape[1]} tokens exceed the context length {context_length}")
     if lengths.shape != tokens.shape[:1]:
         raise ValueError(f"lengths {tuple(lengths.shape)} does not match tokens {tuple(tokens.shape)}")
+    if lengths.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"lengths must be integer, got {lengths.dtype}")
+    if lengths.device != tokens.device:
+        raise ValueError(f"lengths are on {lengths.device} but tokens on {tokens.device}: move both")
     if bool((lengths < 2).any()) or bool((lengths > tokens.shape[1]).any()):
         raise ValueError(f"every length must be in [2, {tokens.shape[1]}] (bos and eos included)")
+    if vocab_size is not None and tokens.numel():
+        low, high = (int(v) for v in torch.aminmax(tokens))
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"token ids span [{low}, {high}], outside the model's vocabulary of {vocab_size}: "
+                "is the tokenizer the one the model was sized for (ModelConfig.vocab_size)?"
+            )

@@ -34,6 +34,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         if min(vocab_size, context_length, width, depth, num_heads) < 1:
             raise ValueError("vocab_size, context_length, width, depth and num_heads must be positive")
+        self.vocab_size = vocab_size
         self.context_length = context_length
         self.width = width
         self.token_embedding = nn.Embedding(vocab_size, width)
@@ -47,9 +48,9 @@ class TextEncoder(nn.Module):
         """``tokens [B, T]``, ``lengths [B]`` -> ``[B, W]`` final-norm state at the eos position.
 
         Raises:
-            ValueError: for malformed tokens or lengths (see `check_tokens`).
+            ValueError: for malformed tokens or lengths, or ids outside the vocabulary (see `check_tokens`).
         """
-        check_tokens(tokens, lengths, self.context_length)
+        check_tokens(tokens, lengths, self.context_length, self.vocab_size)
         x = self.token_embedding(tokens) + self.pos_embedding[: tokens.shape[1]]
         for block in self.blocks:
             x = block(x)

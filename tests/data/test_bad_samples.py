@@ -127,3 +127,6 @@ def test_more_workers_than_counter_rows_is_a_clear_error(monkeypatch):
     )
     with pytest.raises(ValueError, match="max_workers=1"):
         EveryThird(max_workers=1)[0]
+    # Also for a good sample: the error comes with the first batch, not at the first bad sample mid-epoch.
+    with pytest.raises(ValueError, match="max_workers=1"):
+        EveryThird(max_workers=1)[1]

@@ -1,5 +1,6 @@
 import io
 import json
+import logging
 import tarfile
 
 import numpy as np
@@ -77,6 +78,17 @@ def test_eval_split_is_deterministic_and_two_view_stacks_views():
     assert not torch.equal(views[0], views[1])
 
 
+def test_upsampling_the_render_is_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="infomug.data.build"):
+        world = build_dataset(DataConfig(image_size=48, world={"size": 10}))
+    assert world[0]["image"].shape == (3, 48, 48)
+    assert "data.world.image_size=48" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="infomug.data.build"):
+        build_dataset(DataConfig(image_size=16, world={"size": 10}))  # rendering larger is fine
+    assert not caplog.text
+
+
 def test_world_settings_come_from_a_plain_dict():
     config = DataConfig(world={"seed": 3, "size": 100, "irrelevant_caption_fraction": 0.5})
     world = build_dataset(config)
@@ -134,3 +146,17 @@ def test_bad_configs_name_the_problem(user_data):
         build_dataset(DataConfig(source="coco", path=str(root / "captions.json")))
     with pytest.raises(FileNotFoundError):
         build_dataset(DataConfig(source="csv", path=str(root / "missing.tsv")))
+
+
+def test_default_crops_keep_generated_captions_true_and_follow_the_recipes_elsewhere():
+    from infomug.data.build import crop_scale
+
+    world, photos = DataConfig(), DataConfig(source="csv", path="pairs.tsv")
+    assert crop_scale(world, "pretrain") == (1.0, 1.0)  # "small, top left" must stay true
+    assert crop_scale(world, "two_view") == (0.2, 1.0)
+    assert crop_scale(photos, "pretrain") == (0.2, 1.0)  # MAE
+    assert crop_scale(photos, "two_view") == (0.08, 1.0)  # SimCLR
+    assert crop_scale(DataConfig(crop_scale=(0.5, 1.0)), "pretrain") == (0.5, 1.0)
+    dataset = build_dataset(DataConfig(world={"size": 8}))
+    eval_view = build_dataset(DataConfig(world={"size": 8}), augmentation="eval")
+    assert torch.allclose(dataset[3]["image"], eval_view[3]["image"], atol=1e-5)

@@ -94,6 +94,14 @@ def test_columns_separator_and_image_root_are_configurable(tmp_path):
         CsvPairs(path, separator=",")
 
 
+def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path):
+    save_image(tmp_path / "a.png")
+    path = tmp_path / "excel.tsv"
+    path.write_text("filepath\ttitle\na.png\ta caption\n", encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert CsvPairs(path)[0]["caption"] == "a caption"
+
+
 def test_missing_file_empty_file_and_all_bad_files_are_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tsv"):
         CsvPairs(tmp_path / "nope.tsv")

@@ -78,3 +78,14 @@ def test_load_image_file_and_transform(tmp_path, pixels):
     image = load_image_file(tmp_path / "a.png")
     assert apply_transform(image, None) is image
     assert apply_transform(image, lambda x: x[:, :4, :4]).shape == (3, 4, 4)
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped():
+    # PIL's convert("RGB") clips 16-bit values at 255, which turns such a PNG almost white.
+    ramp = np.linspace(0, 65535, 12 * 20).reshape(12, 20).astype(np.uint16)
+    image = Image.fromarray(ramp)
+    assert image.mode.startswith("I;16")
+    decoded = decode_image(encoded(image, "PNG"), "k")
+    assert decoded.shape == (3, 12, 20) and (decoded[0] == decoded[2]).all()
+    # Rounding ramp / 257 to 8 bits moves a value by at most half a level.
+    np.testing.assert_allclose(decoded[0].numpy() * 255, ramp / 257, atol=0.5 + 1e-4)

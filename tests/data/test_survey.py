@@ -34,9 +34,10 @@ def test_survey_of_user_data_counts_bad_samples(tmp_path):
     )
     dataset = build_dataset(DataConfig(source="csv", path=str(tmp_path / "pairs.tsv"), image_size=16))
     survey = survey_dataset(dataset, "pairs")
-    # A map-style reader answers a bad index with the next good sample, so 3 reads are all good ones;
-    # the two bad rows are counted, by reason.
-    assert survey.samples == 3
+    # A map-style reader answers a bad index with the next good sample; those stand-ins are not usable
+    # samples: 1 of the 3 rows is, and the two bad rows are counted, by reason.
+    assert survey.samples == 1
+    assert "1 good samples" in str(survey)
     assert survey.bad_samples.counts["unreadable_image"] == 1
     assert survey.bad_samples.counts["empty_caption"] == 1
     assert "2 bad samples" in str(survey)

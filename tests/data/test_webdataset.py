@@ -5,6 +5,7 @@ import io
 import os
 import tarfile
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -253,3 +254,13 @@ def test_split_within_a_shard_counts_each_bad_sample_once_and_raises_only_if_all
     for rank in range(4):  # readers with and without a sample of their own all see that none is usable
         with pytest.raises(ValueError, match="empty_captions.tar has no usable sample"):
             list(WebDatasetShards(all_bad, rank=rank, world_size=4))
+
+
+def test_more_workers_than_counter_rows_fails_before_the_first_sample(tmp_path, monkeypatch):
+    # A clean shard: the error must not wait for the first bad sample (which may come hours into a run).
+    shard = write_shard(tmp_path / "clean.tar", [("a.jpg", JPEG), ("a.txt", "fine")])
+    monkeypatch.setattr(
+        "infomug.data.bad_samples.get_worker_info", lambda: SimpleNamespace(id=1, num_workers=2)
+    )
+    with pytest.raises(ValueError, match="max_workers=1"):
+        next(iter(WebDatasetShards(shard, max_workers=1)))

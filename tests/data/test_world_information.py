@@ -51,8 +51,12 @@ def test_fully_mentioned_clean_captions_carry_every_caption_factor():
     information, entropies = world.caption_information(), world.factor_entropies()
     for label in ("shape", "colour", "size_bin", "position_bin", "rotation_bin", "num_objects"):
         assert information[label] == pytest.approx(entropies[label])
-    for label in ("shape_2", "colour_2", "background", "background_hue", "caption_is_irrelevant"):
+    for label in ("background", "background_hue", "caption_is_irrelevant"):
         assert information[label] == 0.0
+    # A second-object label is "none" exactly when there is one object, so a caption that says "alone" or
+    # "with another object" tells as much about it as about num_objects (and nothing more).
+    for label in ("shape_2", "colour_2", "size_bin_2", "position_bin_2"):
+        assert information[label] == pytest.approx(math.log(2))
     assert information["position_x"] == pytest.approx(math.log(3))
     total = sum(entropies[label] for label in CAPTION_LABELS.values())
     assert world.caption_information_total() == pytest.approx(total)
@@ -89,6 +93,10 @@ def test_caption_information_matches_plug_in_estimates(sampled):
     mention_sets = np.array([sum(1 << CAPTION_FACTORS.index(f) for f in p) for p in parsed])
     estimate = discrete_mi(mention_sets, labels["caption_is_partial"])
     assert abs(estimate.value - exact["caption_is_partial"]) <= 4 * estimate.stderr + 0.01
+    said_count = np.array([p.get("num_objects", -1) for p in parsed])
+    for label in ("shape_2", "position_bin_2"):
+        estimate = discrete_mi(said_count, labels[label])
+        assert abs(estimate.value - exact[label]) <= 4 * estimate.stderr + 0.01, (label, exact[label])
     background = discrete_mi(np.array([p.get("colour", -1) for p in parsed]), labels["background"])
     assert abs(background.value) <= 4 * background.stderr + 0.01
 

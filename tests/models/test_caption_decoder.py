@@ -88,3 +88,17 @@ def test_bad_inputs_are_named(decoder):
         decoder.logits(tokens, latent[:2])
     with pytest.raises(ValueError, match="multimodal_layers"):
         CaptionDecoder(50, 12, 32, 1, 0, 4, 32)
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_named_not_an_index_error(decoder):
+    tokens, lengths, latent = batch()
+    tokens[0, 2] = 50  # e.g. CLIP's BPE ids fed to a decoder sized for a 512-id tokenizer
+    with pytest.raises(ValueError, match="vocabulary of 50"):
+        decoder.loss(tokens, lengths, latent)
+
+
+def test_int32_tokens_and_lengths_give_the_int64_loss(decoder):
+    # check_tokens accepts int32 batches, so the loss must too (cross_entropy wants int64 targets).
+    tokens, lengths, latent = batch()
+    loss = decoder.loss(tokens.int(), lengths.int(), latent)
+    assert torch.equal(loss, decoder.loss(tokens, lengths, latent))

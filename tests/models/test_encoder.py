@@ -93,3 +93,18 @@ def test_pooling_and_bad_input(encoder):
         encoder.forward_masked(torch.randn(2, 3, 32, 32), 0.75)
     with pytest.raises(ValueError, match="does not divide"):
         MaskedViTEncoder(img_size=18, patch_size=4, embed_dim=32, depth=1, num_heads=2)
+
+
+def test_forward_masked_honours_timm_gradient_checkpointing(encoder):
+    # timm's switch must reach the training path too, or enabling it at ViT-B scale silently saves nothing.
+    calls = []
+    encoder.vit.blocks[0].attn.qkv.register_forward_hook(lambda *_: calls.append(1))
+    images = torch.randn(2, 3, 16, 16)
+    plain, _, _ = encoder.forward_masked(images, 0.75, torch.Generator().manual_seed(0))
+    plain.sum().backward()
+    assert len(calls) == 1
+    encoder.vit.set_grad_checkpointing(True)
+    checkpointed, _, _ = encoder.forward_masked(images, 0.75, torch.Generator().manual_seed(0))
+    checkpointed.sum().backward()
+    assert len(calls) == 3  # forward, then re-run during backward
+    torch.testing.assert_close(checkpointed, plain, rtol=0, atol=0)

@@ -51,3 +51,18 @@ def test_loss_counts_masked_patches_only_and_matches_a_loop(norm_pix_loss):
     changed = pred.clone()
     changed[mask == 0] += 5.0
     assert torch.equal(masked_patch_loss(images, changed, mask, 4, norm_pix_loss), loss)
+
+
+def test_low_precision_inputs_give_a_float32_loss_with_an_exact_patch_count():
+    # 3 x 147 = 441 masked patches is not a bfloat16 number (8 significant bits): a loss reduced in
+    # bfloat16 would divide by 440 or 442 and round the result to 3 significant digits.
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(3, 3, 56, 56, generator=generator).bfloat16()
+    pred = torch.randn(3, 196, 48, generator=generator).bfloat16()
+    mask = torch.zeros(3, 196, dtype=torch.bfloat16)
+    mask[:, :147] = 1
+    loss = masked_patch_loss(images, pred, mask, 4, norm_pix_loss=False)
+    assert loss.dtype == torch.float32
+    reference = masked_patch_loss(images.double(), pred.double(), mask.double(), 4, norm_pix_loss=False)
+    # float32 arithmetic on the same bfloat16 values: agreement to float32 rounding, not bfloat16's 4e-3.
+    assert float(loss) == pytest.approx(float(reference), rel=1e-5)

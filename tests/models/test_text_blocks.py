@@ -30,3 +30,23 @@ def test_causal_attention_matches_an_explicit_mask():
     scores = scores.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
     expected = attention.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 5, 8))
     torch.testing.assert_close(attention(x), expected)
+
+
+@pytest.mark.parametrize("bad_id", [-1, 8])
+def test_check_tokens_names_ids_outside_the_vocabulary(bad_id):
+    tokens = torch.zeros(2, 5, dtype=torch.long)
+    tokens[1, 4] = bad_id  # padding too goes through the embedding, so it must be in range as well
+    with pytest.raises(ValueError, match="vocabulary"):
+        check_tokens(tokens, torch.tensor([2, 3]), context_length=8, vocab_size=8)
+    check_tokens(tokens.clamp(0, 7), torch.tensor([2, 3]), context_length=8, vocab_size=8)
+
+
+def test_check_tokens_names_non_integer_lengths():
+    with pytest.raises(ValueError, match="lengths must be integer"):
+        check_tokens(torch.zeros(2, 5, dtype=torch.long), torch.tensor([2.0, 3.0]), context_length=8)
+
+
+def test_check_tokens_names_lengths_left_on_another_device():
+    # The "meta" device stands in for a GPU: tokens moved to it, lengths forgotten on the CPU.
+    with pytest.raises(ValueError, match="lengths are on cpu but tokens on meta"):
+        check_tokens(torch.zeros(2, 5, dtype=torch.long, device="meta"), torch.tensor([2, 3]), 8)

@@ -45,3 +45,22 @@ def test_wrong_statistics_are_named(tmp_path, tiny_config):
         save_reconstruction_grid(
             MAEObjective(tiny_config), torch.randn(1, 3, 16, 16), tmp_path / "g.png", (0.5,), (0.2,)
         )
+
+
+@pytest.mark.parametrize("norm_pix_loss", [True, False])
+def test_masked_patches_are_the_prediction_in_pixel_space(tiny_config, norm_pix_loss):
+    torch.manual_seed(0)
+    objective = MAEObjective(tiny_config.replace(norm_pix_loss=norm_pix_loss))
+    images = torch.randn(2, 3, 16, 16)
+    _, reconstructed = reconstruct(objective, images, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        latent, mask, ids_restore = objective.encoder.forward_masked(
+            images, objective.mask_ratio, torch.Generator().manual_seed(0)
+        )
+        pred = objective.pixel_decoder(latent, ids_restore)
+    target = patchify(images, 4)
+    if norm_pix_loss:
+        # The training target was (x - mean) / sqrt(var + 1e-6) per patch; invert it with that patch's stats.
+        pred = pred * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + target.mean(dim=-1, keepdim=True)
+    removed = mask == 1
+    torch.testing.assert_close(patchify(reconstructed, 4)[removed], pred[removed])
