@@ -14,6 +14,7 @@ from timm.models import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from .init import init_mae_weights_
 from .pos_embed import sincos_2d
 
 Pool = Literal["token", "avg"]
@@ -106,6 +107,8 @@ class MaskedViTEncoder(nn.Module):
         self.vit.pos_embed.requires_grad_(False)
         with torch.no_grad():
             self.vit.pos_embed.copy_(sincos_2d(embed_dim, self.grid_size)[None])
+        init_mae_weights_(self.vit)
+        nn.init.normal_(self.vit.cls_token, std=0.02)  # MAE's; timm's default is 1e-6
 
     @property
     def embed_dim(self) -> int:

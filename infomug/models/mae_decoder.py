@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from .init import init_mae_weights_
 from .pos_embed import sincos_2d
 
 NORM_PIX_EPS = 1e-6
@@ -143,14 +145,16 @@ class MAEDecoder(nn.Module):
         self.grid_size = tuple(grid_size)
         self.patch_size = patch_size
         self.in_chans = in_chans
+        norm_layer = partial(nn.LayerNorm, eps=1e-6)  # MAE's
         self.embed = nn.Linear(encoder_dim, width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
         self.register_buffer("pos_embed", sincos_2d(width, self.grid_size)[None], persistent=False)
         self.blocks = nn.Sequential(
-            *[Block(width, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth)]
+            *[Block(width, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)]
         )
-        self.norm = nn.LayerNorm(width)
+        self.norm = norm_layer(width)
         self.pred = nn.Linear(width, patch_size * patch_size * in_chans)
+        init_mae_weights_(self)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
