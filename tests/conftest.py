@@ -2,7 +2,8 @@ import pytest
 
 from infomug.models import ModelConfig
 
-# Tiny sizes keep every test well under a second: 16x16 images in 4-pixel patches (16 patches), width 32.
+# One tiny config for the model and objective tests, so each runs well under a second:
+# 16x16 images in 4-pixel patches (16 patches), width 32.
 TINY = dict(
     img_size=16,
     patch_size=4,
