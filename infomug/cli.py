@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -172,7 +171,7 @@ def _run_channel(args: argparse.Namespace) -> list[estimators.Estimate]:
 def _run_data(args: argparse.Namespace) -> int:
     # Imported here so that the estimator commands do not pay for the data stack.
     from .data import DataConfig, build_dataset
-    from .data.survey import save_sample_grid, survey_dataset
+    from .data.survey import iter_samples, save_sample_grid, survey_dataset
 
     fields: dict[str, Any] = {"source": args.source, "path": args.path}
     world: dict[str, Any] = {}
@@ -194,20 +193,13 @@ def _run_data(args: argparse.Namespace) -> int:
     survey = survey_dataset(dataset, f"{name} ({args.split})", limit=args.limit)
     print(survey)
     if args.grid is not None:
-        samples = list(itertools.islice(iter_samples(dataset), 16))
+        samples = list(iter_samples(dataset, 16))
         save_sample_grid(samples, args.grid, dataset.mean, dataset.std)
         print(f"grid of {len(samples)} samples: {args.grid}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(survey.to_dict(), indent=2) + "\n")
     return 0
-
-
-def iter_samples(dataset: Any) -> Any:
-    """Samples of a map-style or iterable dataset, in order."""
-    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
-        return (dataset[index] for index in range(len(dataset)))
-    return iter(dataset)
 
 
 COMMANDS = {"mi": _run_mi, "entropy": _run_entropy, "channel": _run_channel}

@@ -88,7 +88,8 @@ class DataSurvey:
         }
 
 
-def _samples(dataset: Dataset | IterableDataset, limit: int | None) -> Iterable[Sample]:
+def iter_samples(dataset: Dataset | IterableDataset, limit: int | None = None) -> Iterable[Sample]:
+    """The first ``limit`` samples (all if None) of a map-style or iterable dataset, in order."""
     if isinstance(dataset, IterableDataset):
         return itertools.islice(dataset, limit)
     count = len(dataset) if limit is None else min(limit, len(dataset))
@@ -119,7 +120,7 @@ def survey_dataset(
     before = getattr(dataset, "bad_samples", None)
     count, image_shape, lengths, captions, labels = 0, (), [], [], None
     total = None if isinstance(dataset, IterableDataset) else min(limit or len(dataset), len(dataset))
-    for sample in tqdm(_samples(dataset, limit), total=total, desc=name, disable=None, leave=False):
+    for sample in tqdm(iter_samples(dataset, limit), total=total, desc=name, disable=None, leave=False):
         count += 1
         image_shape = tuple(sample["image"].shape)
         if sample["caption"]:

@@ -33,9 +33,10 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import torch.distributed as dist
 from braceexpand import braceexpand
 from torch.utils.data import IterableDataset, get_worker_info
+
+from infomug import dist
 
 from .bad_samples import (
     DEFAULT_MAX_CAPTION_CHARS,
@@ -84,8 +85,8 @@ def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tupl
             f"give both rank and world_size or neither, got rank={rank}, world_size={world_size}"
         )
     if rank is None:
-        if dist.is_available() and dist.is_initialized():
-            rank, world_size = dist.get_rank(), dist.get_world_size()
+        if dist.is_distributed():
+            rank, world_size = dist.rank(), dist.world_size()
         else:
             rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if not 0 <= rank < world_size:
