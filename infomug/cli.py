@@ -1,8 +1,10 @@
 """The ``infomug`` command line: a thin argparse shell over the library.
 
-Subcommands today: ``mi`` (mutual information between two saved arrays), ``entropy`` (of one),
-``channel`` (I(X; f(X) + sigma Z) of saved features of a deterministic encoder) and ``data`` (survey a
-dataset: usable and bad samples, captions, the embedded world's factor entropies, a grid of samples).
+Subcommands today: ``train`` (pre-train an encoder with MAE, MUG, CLIP or SimCLR into a run folder;
+resumable; the same command under ``torchrun``), ``mi`` (mutual information between two saved arrays),
+``entropy`` (of one), ``channel`` (I(X; f(X) + sigma Z) of saved features of a deterministic encoder) and
+``data`` (survey a dataset: usable and bad samples, captions, the embedded world's factor entropies, a
+grid of samples).
 """
 
 from __future__ import annotations
@@ -57,6 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"infomug {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="pre-train an encoder (mae, mug, clip, simclr) into a run folder",
+        description="Train from a YAML config plus dotted overrides; with no option, the MUG CPU preset on"
+        " the embedded world. A run folder that holds checkpoints is resumed. Under `torchrun"
+        " --nproc_per_node=N -m infomug train ...` the same command trains with DDP.",
+    )
+    train.add_argument("--config", type=Path, metavar="YAML", help="run config (default: built-in defaults)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, e.g. optim.lr=3e-4 or model.preset=mae_vit_tiny_patch4_32 (repeatable)",
+    )
+    train.add_argument(
+        "--out", type=Path, metavar="RUN", help="run folder (default: runs/<objective>-<date>-<time>)"
+    )
+    resume = train.add_mutually_exclusive_group()
+    resume.add_argument("--resume", type=Path, metavar="CKPT", help="resume from this checkpoint or run")
+    resume.add_argument(
+        "--no-resume", action="store_true", help="refuse to continue a run folder that holds checkpoints"
+    )
+    train.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
 
     methods = "; ".join(f"{name}: {text}" for name, text in MI_METHOD_HELP.items())
     mi = commands.add_parser(
@@ -202,6 +229,39 @@ def _run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    import time
+
+    from .train import TrainingDiverged, load_config, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    out = args.out
+    config = None
+    if args.config is not None or args.set or out is None or not (out / "config.yaml").exists():
+        config = load_config(args.config, args.set)
+    if out is None:
+        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            raise ValueError("give --out under torchrun (every process must name the same run folder)")
+        out = Path("runs") / f"{config.model.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
+    resume = args.resume if args.resume is not None else not args.no_resume
+    try:
+        result = train(config, out, resume=resume, progress=False if args.no_progress else None)
+    except TrainingDiverged as error:
+        print(f"infomug train: {error}", file=sys.stderr)
+        return 3
+    # The process group is gone by now, so the rank comes from torchrun's environment.
+    if int(os.environ.get("RANK", 0)) == 0:
+        losses = {k: round(v, 4) for k, v in result.train_metrics.items() if k.startswith("loss")}
+        print(f"run folder: {result.run_dir}")
+        print(f"steps: {result.steps}  last checkpoint: {result.checkpoint}  train {losses}")
+        if result.eval_metrics is not None:
+            loss = result.eval_metrics["eval_loss"]
+            print(f"eval loss: {loss:.4f}  best checkpoint: {result.best_checkpoint}")
+    return 0
+
+
 COMMANDS = {"mi": _run_mi, "entropy": _run_entropy, "channel": _run_channel}
 
 
@@ -211,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _run_data(args)
+        if args.command == "train":
+            return _run_train(args)
         results = COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"infomug {args.command}: error: {error}", file=sys.stderr)

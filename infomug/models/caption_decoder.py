@@ -89,7 +89,13 @@ class CaptionDecoder(nn.Module):
         """Next-token logits at every position: ``[B, T, vocab_size]`` (position ``t`` predicts ``t + 1``)."""
         return self.hidden_states(tokens, image_latent) @ self.token_embedding.weight.T
 
-    def loss(self, tokens: torch.Tensor, lengths: torch.Tensor, image_latent: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor,
+        image_latent: torch.Tensor,
+        across_processes: bool = False,
+    ) -> torch.Tensor:
         """Teacher-forced cross-entropy, mean over the real predicted tokens of the batch (nats/token).
 
         Input positions ``0 .. T-2`` predict tokens ``1 .. T-1``; prediction ``t`` counts iff
@@ -99,6 +105,10 @@ class CaptionDecoder(nn.Module):
             tokens: ``[B, T]`` ``bos, ids..., eos, pad...``.
             lengths: ``[B]`` real positions per caption, ``bos`` and ``eos`` included.
             image_latent: ``[B, S, D]`` encoder output.
+            across_processes: under `torch.distributed`, divide by the token count of *all* processes'
+                batches times the world size (one all-reduce of the count). DDP's gradient averaging then
+                yields the gradient of the mean over every token of the global batch, as one process would;
+                a per-process mean would weight tokens of short-caption batches more. Every process must call.
 
         Returns:
             Scalar loss.
@@ -112,4 +122,10 @@ class CaptionDecoder(nn.Module):
         real = positions[None, :] < (lengths[:, None] - 1)
         # Project only the real positions: with a 49k vocabulary the padded logits would dominate the cost.
         logits = hidden[real] @ self.token_embedding.weight.T
-        return F.cross_entropy(logits.float(), tokens[:, 1:][real].long())
+        targets = tokens[:, 1:][real].long()
+        if not (across_processes and torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return F.cross_entropy(logits.float(), targets)
+        count = torch.tensor(float(targets.numel()), device=logits.device)
+        torch.distributed.all_reduce(count)
+        scale = torch.distributed.get_world_size() / count
+        return F.cross_entropy(logits.float(), targets, reduction="sum") * scale

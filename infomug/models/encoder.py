@@ -21,7 +21,10 @@ Pool = Literal["token", "avg"]
 
 
 def random_masking(
-    x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    mask_ratio: float,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample random masking by argsort of uniform noise (MAE).
 
@@ -31,6 +34,8 @@ def random_masking(
         x: ``[B, L, D]`` patch tokens.
         mask_ratio: fraction to remove, in ``[0, 1)``.
         generator: draws the noise; results repeat for a generator in the same state.
+        noise: ``[B, L]`` given noise instead of drawn (the trainer draws a global batch's noise once and
+            slices each process's rows, so masks do not depend on the number of processes).
 
     Returns:
         ``(x_visible [B, L_vis, D], mask [B, L], ids_restore [B, L])``: ``mask`` is 1 where a patch was
@@ -38,7 +43,8 @@ def random_masking(
         (``torch.gather(shuffled, 1, ids_restore)`` is the original order).
 
     Raises:
-        ValueError: if ``x`` is not 3-D, ``mask_ratio`` is outside ``[0, 1)`` or keeps no patch.
+        ValueError: if ``x`` is not 3-D, ``mask_ratio`` is outside ``[0, 1)`` or keeps no patch, or
+            ``noise`` is not ``[B, L]``.
     """
     if x.dim() != 3:
         raise ValueError(f"random_masking expects [B, L, D] tokens, got shape {tuple(x.shape)}")
@@ -48,9 +54,14 @@ def random_masking(
     keep = int(length * (1 - mask_ratio))
     if keep < 1:
         raise ValueError(f"mask_ratio {mask_ratio} keeps no patch out of {length}")
-    # Noise is drawn on the generator's device so that a CPU generator also serves a GPU batch.
-    noise_device = generator.device if generator is not None else x.device
-    noise = torch.rand(batch, length, generator=generator, device=noise_device).to(x.device)
+    if noise is not None:
+        if tuple(noise.shape) != (batch, length):
+            raise ValueError(f"mask noise must be [B, L] = {[batch, length]}, got {list(noise.shape)}")
+        noise = noise.to(x.device)
+    else:
+        # Noise is drawn on the generator's device so that a CPU generator also serves a GPU batch.
+        noise_device = generator.device if generator is not None else x.device
+        noise = torch.rand(batch, length, generator=generator, device=noise_device).to(x.device)
     ids_shuffle = torch.argsort(noise, dim=1)
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     ids_keep = ids_shuffle[:, :keep]
@@ -138,7 +149,11 @@ class MaskedViTEncoder(nn.Module):
             )
 
     def forward_masked(
-        self, x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        mask_ratio: float,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode only the visible patches of randomly masked images (MAE's ``forward_encoder``).
 
@@ -146,6 +161,7 @@ class MaskedViTEncoder(nn.Module):
             x: ``[B, C, H, W]`` images.
             mask_ratio: fraction of patches removed, in ``[0, 1)``.
             generator: draws the mask (see `random_masking`).
+            noise: ``[B, L]`` mask noise to use instead of drawing it (see `random_masking`).
 
         Returns:
             ``(latent [B, 1 + L_vis, D], mask [B, L], ids_restore [B, L])``; ``latent[:, 0]`` is the class
@@ -157,7 +173,7 @@ class MaskedViTEncoder(nn.Module):
         self._check_images(x)
         vit = self.vit
         tokens = vit.patch_embed(x) + vit.pos_embed[:, 1:]
-        tokens, mask, ids_restore = random_masking(tokens, mask_ratio, generator)
+        tokens, mask, ids_restore = random_masking(tokens, mask_ratio, generator, noise)
         cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(tokens.shape[0], -1, -1)
         tokens = vit.norm_pre(torch.cat([cls, tokens], dim=1))
         # Honour timm's set_grad_checkpointing here too, as its forward_features does.

@@ -33,15 +33,18 @@ class MAEObjective(nn.Module):
         self.pixel_decoder = build_pixel_decoder(config, self.encoder)
 
     def masked_pass(
-        self, images: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """One masked encoding and its pixel prediction.
+        """One masked encoding and its pixel prediction (mask from ``noise [B, L]`` if given, else drawn).
 
         Returns:
             ``latent [B, 1 + L_vis, D]``, ``mask [B, L]`` (1 = removed), ``ids_restore [B, L]``,
             ``pred [B, L, p*p*C]`` and ``loss_pixel`` (scalar).
         """
-        latent, mask, ids_restore = self.encoder.forward_masked(images, self.mask_ratio, generator)
+        latent, mask, ids_restore = self.encoder.forward_masked(images, self.mask_ratio, generator, noise)
         pred = self.pixel_decoder(latent, ids_restore)
         loss_pixel = masked_patch_loss(images, pred, mask, self.encoder.patch_size, self.norm_pix_loss)
         return {
@@ -55,7 +58,8 @@ class MAEObjective(nn.Module):
     def forward(
         self, batch: Mapping[str, Any], generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """Loss for ``batch["image"] [B, C, H, W]``.
+        """Loss for ``batch["image"] [B, C, H, W]``; an optional ``batch["mask_noise"] [B, L]`` fixes the
+        mask.
 
         Returns:
             ``{"loss", "loss_pixel", "pred" [B, L, p*p*C], "mask" [B, L]}``; ``loss = loss_pixel``.
@@ -63,7 +67,7 @@ class MAEObjective(nn.Module):
         Raises:
             ValueError: if the batch has no images of the configured shape.
         """
-        out = self.masked_pass(get_images(batch), generator)
+        out = self.masked_pass(get_images(batch), generator, batch.get("mask_noise"))
         return {
             "loss": out["loss_pixel"],
             "loss_pixel": out["loss_pixel"],

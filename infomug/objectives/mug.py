@@ -41,16 +41,18 @@ class MUGObjective(MAEObjective):
     ) -> dict[str, torch.Tensor]:
         """``{"loss", "loss_pixel", "loss_caption", "pred", "mask"}``.
 
-        ``batch`` needs ``image [B, C, H, W]``, ``tokens [B, T]`` and ``lengths [B]``. ``loss_caption``
-        is the per-token cross-entropy (nats) over real caption tokens.
+        ``batch`` needs ``image [B, C, H, W]``, ``tokens [B, T]`` and ``lengths [B]``; an optional
+        ``mask_noise [B, L]`` fixes the mask. ``loss_caption`` is the per-token cross-entropy (nats) over
+        real caption tokens; under `torch.distributed` it is normalised by the token count of all
+        processes (see `CaptionDecoder.loss`), so every process must call ``forward`` together.
 
         Raises:
             ValueError: for missing keys or malformed images/tokens.
         """
         images = get_images(batch)
         tokens, lengths = get_tokens(batch)
-        out = self.masked_pass(images, generator)
-        loss_caption = self.caption_decoder.loss(tokens, lengths, out["latent"])
+        out = self.masked_pass(images, generator, batch.get("mask_noise"))
+        loss_caption = self.caption_decoder.loss(tokens, lengths, out["latent"], across_processes=True)
         loss = self.pixel_loss_weight * out["loss_pixel"] + self.caption_loss_weight * loss_caption
         return {
             "loss": loss,

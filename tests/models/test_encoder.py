@@ -108,3 +108,38 @@ def test_forward_masked_honours_timm_gradient_checkpointing(encoder):
     checkpointed.sum().backward()
     assert len(calls) == 3  # forward, then re-run during backward
     torch.testing.assert_close(checkpointed, plain, rtol=0, atol=0)
+
+
+def test_given_noise_fixes_the_mask_keeping_the_lowest_noise_patches():
+    x = torch.randn(3, 16, 4)
+    noise = torch.rand(3, 16, generator=torch.Generator().manual_seed(5))
+    _, mask, ids_restore = random_masking(x, 0.75, noise=noise)
+    # MAE keeps the patches of lowest noise: here the 4 smallest of each row.
+    kept = torch.zeros(3, 16)
+    kept.scatter_(1, noise.argsort(dim=1)[:, :4], 1.0)
+    assert torch.equal(mask, 1 - kept)
+    # The mask ignores any generator once noise is given.
+    _, again, _ = random_masking(x, 0.75, torch.Generator().manual_seed(99), noise=noise)
+    assert torch.equal(again, mask)
+
+
+def test_same_noise_gives_the_same_mask_as_a_generator_that_drew_it(encoder):
+    x = torch.randn(4, 16, 8)
+    noise = torch.rand(4, 16, generator=torch.Generator().manual_seed(7))
+    drawn = random_masking(x, 0.5, torch.Generator().manual_seed(7))
+    given = random_masking(x, 0.5, noise=noise)
+    for a, b in zip(drawn, given, strict=True):
+        assert torch.equal(a, b)
+    images = torch.randn(4, 3, 16, 16)
+    latent_drawn, mask_drawn, _ = encoder.forward_masked(images, 0.5, torch.Generator().manual_seed(7))
+    latent_given, mask_given, _ = encoder.forward_masked(images, 0.5, noise=noise)
+    assert torch.equal(mask_drawn, mask_given)
+    assert torch.equal(latent_drawn, latent_given)
+
+
+@pytest.mark.parametrize("shape", [(3, 16), (4, 15), (4, 16, 1), (64,)])
+def test_noise_of_the_wrong_shape_is_refused(encoder, shape):
+    with pytest.raises(ValueError, match=r"mask noise must be \[B, L\] = \[4, 16\]"):
+        random_masking(torch.randn(4, 16, 8), 0.75, noise=torch.rand(shape))
+    with pytest.raises(ValueError, match="mask noise"):
+        encoder.forward_masked(torch.randn(4, 3, 16, 16), 0.75, noise=torch.rand(shape))

@@ -1,0 +1,371 @@
+"""`infomug train` through ``main(argv)``: what a run folder holds for each objective, exit codes and
+messages for bad configs, bad checkpoints and divergence, and a real SIGKILL followed by a resume."""
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import safetensors.torch
+import torch
+
+from infomug.cli import main
+from infomug.data import CaptionCollate, build_dataset, build_tokenizer
+from infomug.objectives import MUGObjective, build_objective
+from infomug.train import (
+    latest_checkpoint,
+    learning_rate,
+    list_checkpoints,
+    load_config,
+    load_model_weights,
+    read_checkpoint_info,
+    read_metrics,
+    save_config,
+)
+from infomug.train import trainer as trainer_module
+from infomug.train.loader import eval_batches
+from infomug.train.rng import derive_seed
+
+# 16x16 images in 16 patches, width 64: a step takes tens of milliseconds on one CPU thread.
+TINY = [
+    "model.img_size=16",
+    "data.image_size=16",
+    "data.world.image_size=16",
+    "model.depth=2",
+    "model.embed_dim=64",
+    "model.num_heads=2",
+    "model.decoder_width=32",
+    "model.decoder_depth=1",
+    "model.caption_width=32",
+    "model.text_width=32",
+    "model.text_depth=1",
+    "model.projection_dim=32",
+    "data.world.size=512",
+    "data.world.eval_size=64",
+    "tokenizer.train_captions=500",
+    "train.batch_size=16",
+    "train.eval_batches=2",
+    "train.log_every=1",
+    "optim.warmup_steps=1",
+]
+# Three steps: checkpoints and evals at steps 2 and 3 (the last step always does both), samples at 3.
+RUN = ["train.steps=3", "train.checkpoint_every=2", "train.eval_every=2", "train.sample_every=3"]
+LOSS_TERMS = {
+    "mae": {"loss", "loss_pixel"},
+    "mug": {"loss", "loss_pixel", "loss_caption"},
+    "clip": {"loss", "loss_contrastive"},
+    "simclr": {"loss", "loss_contrastive"},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny matrices gain nothing from a second thread, and on a busy machine waiting for it costs ~10x.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _argv(run_dir, *settings: str, options=()) -> list[str]:
+    argv = ["train", "--out", str(run_dir), "--no-progress", *options]
+    for setting in [*TINY, *settings]:
+        argv += ["--set", setting]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """``finished(objective)`` -> (exit code, run folder, config) of a 3-step run, run once per module."""
+    runs = {}
+
+    def run(objective: str):
+        if objective not in runs:
+            run_dir = tmp_path_factory.mktemp(objective) / "run"
+            settings = [f"model.objective={objective}", *RUN]
+            code = main(_argv(run_dir, *settings))
+            runs[objective] = (code, run_dir, load_config(None, [*TINY, *settings]))
+        return runs[objective]
+
+    return run
+
+
+def _eval_loss(config, checkpoint) -> float:
+    """The eval loss of ``checkpoint``'s weights in a fresh objective, on the batches and masks the
+    trainer evaluates on (the eval split in order, masks seeded by (seed, "eval-mask", 0, batch))."""
+    model = build_objective(config.model)
+    load_model_weights(model, checkpoint)
+    model.eval()
+    objective = config.model.objective
+    data = build_dataset(config.data, "eval", "two_view" if objective == "simclr" else "eval")
+    tokenizer = None
+    if (checkpoint / "tokenizer.json").is_file():
+        tokenizer = build_tokenizer("bpe", path=checkpoint / "tokenizer.json")
+    collate = CaptionCollate(tokenizer, context_length=config.model.context_length)
+    seed, size = config.train.seed, config.train.batch_size
+    patches = (config.model.img_size // config.model.patch_size) ** 2
+    losses = []
+    batches = eval_batches(data, collate, size, config.train.eval_batches, derive_seed(seed, "eval"))
+    with torch.no_grad():
+        for index, batch in enumerate(batches):
+            if objective in ("mae", "mug"):
+                generator = torch.Generator().manual_seed(derive_seed(seed, "eval-mask", 0, index))
+                batch["mask_noise"] = torch.rand(size, patches, generator=generator)
+            losses.append(float(model(batch)["loss"]))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("objective", ["mae", "mug", "clip", "simclr"])
+def test_each_objective_trains_into_a_complete_run_folder(finished, objective):
+    code, run_dir, config = finished(objective)
+    assert code == 0
+    assert load_config(run_dir / "config.yaml") == config
+
+    train_records = read_metrics(run_dir / "metrics.jsonl", kind="train")
+    assert [r["step"] for r in train_records] == [1, 2, 3]
+    for record in train_records:
+        expected = {"kind", "step", "epoch", "lr", "images_per_s", "data_fraction", "grad_norm", "seconds"}
+        assert set(record) == expected | LOSS_TERMS[objective]
+        assert all(math.isfinite(record[term]) for term in LOSS_TERMS[objective])
+        assert record["epoch"] == 0 and record["grad_norm"] > 0 and record["images_per_s"] > 0
+        assert 0 <= record["data_fraction"] <= 1
+        assert record["lr"] == learning_rate(record["step"] - 1, 3, config.optim.lr, 1, config.optim.min_lr)
+    if objective == "mug":
+        weights = config.model.pixel_loss_weight, config.model.caption_loss_weight
+        for r in train_records:
+            assert r["loss"] == pytest.approx(weights[0] * r["loss_pixel"] + weights[1] * r["loss_caption"])
+    eval_records = read_metrics(run_dir / "metrics.jsonl", kind="eval")
+    assert [r["step"] for r in eval_records] == [2, 3]
+    assert {f"eval_{term}" for term in LOSS_TERMS[objective]} <= set(eval_records[-1])
+
+    samples = sorted(path.name for path in run_dir.glob("samples/*"))
+    if objective in ("mae", "mug"):
+        assert samples == ["step_00000003.png"]
+        assert (run_dir / "samples" / samples[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert samples == [], "contrastive objectives reconstruct nothing"
+
+    checkpoints = list_checkpoints(run_dir)
+    assert [path.name for path in checkpoints] == ["step_00000002", "step_00000003"]
+    assert latest_checkpoint(run_dir) == checkpoints[-1]
+    assert (run_dir / "checkpoints" / "latest").read_text().strip() == "step_00000003"
+    with_tokenizer = objective in ("mug", "clip")  # clip's vocabulary of 512 ids selects a trained BPE
+    files = {"model.safetensors", "train_state.pt"} | ({"tokenizer.json"} if with_tokenizer else set())
+    for checkpoint in checkpoints:
+        assert {path.name for path in checkpoint.iterdir()} == files
+        if with_tokenizer:
+            assert (checkpoint / "tokenizer.json").read_bytes() == (run_dir / "tokenizer.json").read_bytes()
+    assert read_checkpoint_info(checkpoints[-1]).step == 3
+    assert _eval_loss(config, checkpoints[-1]) == pytest.approx(eval_records[-1]["eval_loss"], rel=1e-6)
+
+
+def test_the_cli_prints_a_summary(finished, capsys):
+    code, run_dir, _ = finished("mae")
+    assert code == 0
+    # Resuming a finished run trains nothing and prints where it stands.
+    assert main(_argv(run_dir, "model.objective=mae", *RUN)) == 0
+    out = capsys.readouterr().out
+    assert f"run folder: {run_dir}" in out and "steps: 3" in out and "step_00000003" in out
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("optim.lrr=1", "unknown config key 'optim.lrr'"),
+        ("train.steps=many", "train.steps must be int, got str 'many'"),
+        ("model.img_size=32", "data.image_size=16 does not match model.img_size=32"),
+    ],
+)
+def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, setting, message):
+    assert main(_argv(tmp_path / "run", setting)) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("infomug train: error:") and message in error
+    assert not (tmp_path / "run").exists(), "nothing is written for a bad config"
+
+
+def test_resuming_with_another_config_exits_2_naming_the_key(finished, capsys):
+    _, run_dir, _ = finished("mae")
+    saved = (run_dir / "config.yaml").read_text()
+    assert main(_argv(run_dir, "model.objective=mae", *RUN, "optim.lr=0.002")) == 2
+    error = capsys.readouterr().err
+    assert "differs from the checkpoint" in error and "optim.lr" in error
+    assert (run_dir / "config.yaml").read_text() == saved
+
+
+def test_no_resume_on_a_folder_with_checkpoints_exits_2(finished, capsys):
+    _, run_dir, _ = finished("mae")
+    assert main(_argv(run_dir, "model.objective=mae", *RUN, options=["--no-resume"])) == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+
+
+def test_resuming_a_missing_checkpoint_exits_2(tmp_path, capsys):
+    assert main(_argv(tmp_path / "run", options=["--resume", str(tmp_path / "nowhere")])) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_a_truncated_latest_checkpoint_exits_2(finished, tmp_path, capsys):
+    _, source, _ = finished("mae")
+    run_dir = shutil.copytree(source, tmp_path / "run")
+    weights = latest_checkpoint(run_dir) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(_argv(run_dir, "model.objective=mae", *RUN)) == 2
+    error = capsys.readouterr().err
+    assert "truncated or corrupt" in error and str(weights) in error
+
+
+class _RunsCode:
+    """A pickle that would create a file when loaded, if it were ever unpickled with code execution."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_train_state_that_would_run_code_is_refused_not_run(finished, tmp_path, capsys):
+    _, source, _ = finished("mae")
+    run_dir = shutil.copytree(source, tmp_path / "run")
+    marker = tmp_path / "code-ran"
+    torch.save({"step": 3, "payload": _RunsCode(marker)}, latest_checkpoint(run_dir) / "train_state.pt")
+    assert main(_argv(run_dir, "model.objective=mae", *RUN)) == 2
+    assert "refused to load" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_divergence_exits_3_naming_the_step_and_the_term(tmp_path, capsys, monkeypatch):
+    original = MUGObjective.forward
+    calls = {"train": 0}
+
+    def forward(self, batch, generator=None):
+        out = original(self, batch, generator)
+        if self.training:
+            calls["train"] += 1
+            if calls["train"] > 2:  # from optimizer step 2 (0-based) on
+                out["loss_caption"] = out["loss_caption"] * math.nan
+                out["loss"] = out["loss"] + out["loss_caption"]
+        return out
+
+    monkeypatch.setattr(MUGObjective, "forward", forward)
+    code = main(
+        _argv(
+            tmp_path / "run",
+            "model.objective=mug",
+            "train.steps=5",
+            "train.checkpoint_every=1",
+            "train.eval_every=0",
+            "train.sample_every=0",
+        )
+    )
+    assert code == 3
+    error = capsys.readouterr().err
+    assert "diverged at step 2: loss_caption is nan" in error and "step_00000002" in error
+
+
+# -- a real kill -------------------------------------------------------------------------------------
+
+
+def _logged_steps(path) -> list[int]:
+    """Train steps in a metrics file another process may be writing (a cut last line is skipped)."""
+    steps = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "train":
+            steps.append(record["step"])
+    return steps
+
+
+def _kill_after_a_checkpoint(process, run_dir, timeout=240.0) -> int:
+    """SIGKILL ``process`` once it has logged a step past its latest checkpoint; return that step.
+
+    The process is frozen (SIGSTOP) while its files are read, so what is read is what the kill leaves.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if (run_dir / "checkpoints" / "latest").exists():
+                os.kill(process.pid, signal.SIGSTOP)
+                checkpoint = latest_checkpoint(run_dir)
+                logged = _logged_steps(run_dir / "metrics.jsonl")
+                step = int(checkpoint.name.removeprefix("step_")) if checkpoint else None
+                if step is not None and logged and max(logged) > step:
+                    return step
+                os.kill(process.pid, signal.SIGCONT)
+            time.sleep(0.005)
+        ended = process.poll()
+    finally:
+        process.kill()  # SIGKILL reaches a frozen process too
+        process.wait()
+    pytest.fail(f"the run ended (code {ended}) or stalled before it could be killed mid-way")
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path):
+    steps = 12
+    settings = [
+        "model.objective=mug",
+        f"train.steps={steps}",
+        "train.checkpoint_every=2",
+        "train.eval_every=0",
+        "train.sample_every=0",
+        "train.keep_checkpoints=2",
+    ]
+    assert main(_argv(tmp_path / "whole", *settings)) == 0
+
+    command = [sys.executable, "-m", "infomug", *_argv(tmp_path / "killed", *settings)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same single thread as this process
+    with open(tmp_path / "killed.log", "w") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        killed_at = _kill_after_a_checkpoint(process, tmp_path / "killed")
+    assert killed_at < steps
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    assert max(_logged_steps(metrics)) > killed_at, "the killed run logged steps its checkpoint does not hold"
+    with metrics.open("a") as handle:
+        handle.write('{"kind": "train", "step": 9')  # a line cut by the kill
+
+    again = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert f"steps: {steps}" in again.stdout
+    assert f"(step {killed_at})" in again.stderr, "it resumed from the killed run's checkpoint"
+
+    expected = safetensors.torch.load_file(
+        tmp_path / "whole" / "checkpoints" / f"step_{steps:08d}" / "model.safetensors"
+    )
+    actual = safetensors.torch.load_file(
+        tmp_path / "killed" / "checkpoints" / f"step_{steps:08d}" / "model.safetensors"
+    )
+    assert set(expected) == set(actual)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    resumed = read_metrics(metrics, kind="train")  # every line parses: the cut line is gone
+    assert [r["step"] for r in resumed] == list(range(1, steps + 1)), "each step logged once"
+    whole = read_metrics(tmp_path / "whole" / "metrics.jsonl", kind="train")
+    for a, b in zip(whole, resumed, strict=True):
+        assert (a["loss_pixel"], a["loss_caption"]) == (b["loss_pixel"], b["loss_caption"]), a["step"]
+
+
+def test_a_run_stopped_before_its_first_checkpoint_restarts_with_its_own_config(tmp_path, monkeypatch):
+    # What a kill during the first steps leaves: config.yaml (and metrics) but no checkpoint. Rerunning
+    # `infomug train --out RUN` must train that config again, not the defaults (and not overwrite it).
+    config = load_config(None, [*TINY, "model.objective=mae", "train.steps=2", "train.eval_every=0"])
+    save_config(config, tmp_path / "run" / "config.yaml")
+    original = trainer_module.build_dataset
+
+    def build_dataset_checked(data_config, *args, **kwargs):
+        assert data_config == config.data, "the run ignored its own config.yaml"
+        return original(data_config, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "build_dataset", build_dataset_checked)
+    assert main(["train", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert load_config(tmp_path / "run" / "config.yaml") == config
+    assert [path.name for path in list_checkpoints(tmp_path / "run")] == ["step_00000002"]
