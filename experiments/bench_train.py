@@ -1,6 +1,6 @@
 """Benchmark: the trainer's speed per objective at the CPU preset: images/s, data loading, FLOP utilisation.
 
-Run:  python experiments/bench_train.py           (about 4 minutes on 2 CPU cores)
+Run:  python experiments/bench_train.py           (about 3 minutes on 2 quiet CPU cores)
       python experiments/bench_train.py --quick   (a few steps, one worker setting: a smoke run, not written)
 
 Three measurements per objective (``mae``, ``mug``, ``clip``, ``simclr``), each config being
@@ -716,7 +716,8 @@ def write_results(m: Measurements, args: argparse.Namespace, argv: list[str] | N
     machine = (
         f"{cpu_model()}, {available_cores()} cores, no GPU; python {platform.python_version()}, "
         f"torch {torch.__version__}, {m.threads} torch threads (the default); 1-minute load average "
-        f"{m.load[0]:.2f} at the start, {m.load[1]:.2f} at the end"
+        f"{m.load[0]:.2f} at the start (other processes), {m.load[1]:.2f} at the end (this run's own threads "
+        "included)"
     )
     targets = [
         f"| data wait < 5% of a step ({s.objective}, {s.workers} workers) | {100 * s.data_fraction:.1f}% "

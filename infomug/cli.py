@@ -64,10 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="pre-train an encoder (mae, mug, clip, simclr) into a run folder",
         description="Train from a YAML config plus dotted overrides; with no option, the MUG CPU preset on"
-        " the embedded world. A run folder that holds checkpoints is resumed. Under `torchrun"
-        " --nproc_per_node=N -m infomug train ...` the same command trains with DDP.",
+        " the embedded world. A run folder that holds checkpoints is resumed (overrides given without"
+        " --config apply to the resumed run's config). Under `torchrun --nproc_per_node=N -m infomug"
+        " train ...` the same command trains with DDP.",
     )
-    train.add_argument("--config", type=Path, metavar="YAML", help="run config (default: built-in defaults)")
+    train.add_argument(
+        "--config",
+        type=Path,
+        metavar="YAML",
+        help="run config (default: with no --set either, that of the checkpoint resumed or of the run"
+        " folder; else the built-in defaults)",
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -79,7 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="RUN", help="run folder (default: runs/<objective>-<date>-<time>)"
     )
     resume = train.add_mutually_exclusive_group()
-    resume.add_argument("--resume", type=Path, metavar="CKPT", help="resume from this checkpoint or run")
+    resume.add_argument(
+        "--resume",
+        type=Path,
+        metavar="CKPT",
+        help="resume from this checkpoint or run: with no --config or --set, with its config; else only"
+        " optim.* and the loop's settings (steps, intervals, device, precision...) may differ from it",
+    )
     resume.add_argument(
         "--no-resume", action="store_true", help="refuse to continue a run folder that holds checkpoints"
     )
@@ -234,25 +247,30 @@ def _run_train(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from .train import TrainingDiverged, load_config, train
+    from .train import TrainingDiverged, config_from_files, train
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # torchrun's environment, read here because the process group is created (and gone) inside train.
+    rank, processes = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    # Other processes would repeat every line of the main one: they report errors only.
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.ERROR,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    resume = args.resume if args.resume is not None else not args.no_resume
+    config = config_from_files(args.config, args.set, args.out, resume)
     out = args.out
-    config = None
-    if args.config is not None or args.set or out is None or not (out / "config.yaml").exists():
-        config = load_config(args.config, args.set)
     if out is None:
-        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        if processes > 1:
             raise ValueError("give --out under torchrun (every process must name the same run folder)")
         out = Path("runs") / f"{config.model.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
-    resume = args.resume if args.resume is not None else not args.no_resume
     try:
         result = train(config, out, resume=resume, progress=False if args.no_progress else None)
     except TrainingDiverged as error:
-        print(f"infomug train: {error}", file=sys.stderr)
+        if rank == 0:  # every process stops at the same step, with the same message
+            print(f"infomug train: {error}", file=sys.stderr)
         return 3
-    # The process group is gone by now, so the rank comes from torchrun's environment.
-    if int(os.environ.get("RANK", 0)) == 0:
+    if rank == 0:
         losses = {k: round(v, 4) for k, v in result.train_metrics.items() if k.startswith("loss")}
         print(f"run folder: {result.run_dir}")
         print(f"steps: {result.steps}  last checkpoint: {result.checkpoint}  train {losses}")

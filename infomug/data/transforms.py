@@ -62,12 +62,15 @@ def pretrain_transform(
     """
     _check(image_size, mean, std)
     _check_scale(scale)
-    steps = [
-        *_to_float(),
-        v2.RandomResizedCrop(
+    if tuple(scale) == (1.0, 1.0):
+        # A crop of the whole area is the whole image, squashed to a square: the same as a resize, which
+        # draws no random numbers and costs less (the embedded world's default).
+        resize = v2.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+    else:
+        resize = v2.RandomResizedCrop(
             image_size, scale=scale, interpolation=InterpolationMode.BICUBIC, antialias=True
-        ),
-    ]
+        )
+    steps = [*_to_float(), resize]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose([*steps, v2.Normalize(list(mean), list(std)), v2.ToPureTensor()])
@@ -118,12 +121,15 @@ def two_view_transform(
     _check_scale(scale)
     if not 0.0 <= jitter <= 1.0:
         raise ValueError(f"jitter must be in [0, 1], got {jitter}")
-    steps = [
-        *_to_float(),
-        v2.RandomResizedCrop(
+    if tuple(scale) == (1.0, 1.0):
+        # A crop of the whole area is the whole image, squashed to a square: the same as a resize, which
+        # draws no random numbers and costs less (the embedded world's default).
+        resize = v2.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+    else:
+        resize = v2.RandomResizedCrop(
             image_size, scale=scale, interpolation=InterpolationMode.BICUBIC, antialias=True
-        ),
-    ]
+        )
+    steps = [*_to_float(), resize]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     if jitter > 0:

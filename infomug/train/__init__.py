@@ -36,6 +36,7 @@ from .config import (
 )
 from .metrics import read_metrics
 from .optim import build_optimizer, learning_rate, parameter_groups
+from .resume import config_from_files
 from .trainer import RunResult, TrainingDiverged, train, train_from_files
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "build_optimizer",
     "config_diff",
     "config_from_dict",
+    "config_from_files",
     "config_to_dict",
     "latest_checkpoint",
     "learning_rate",

@@ -57,9 +57,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "infomug-checkpoint"
 FORMAT_VERSION = 1
 
-# Everything a killed writer can leave behind (step folders, folders moved aside, pointer temp files)
-# carries this marker, so one glob finds it all.
-_FEW = 5
+_FEW = 5  # keys named in a "does not fit" error before "and N more"
 _PLAIN_LEAVES = (str, bytes, int, float, complex, bool, type(None), torch.dtype, torch.device, torch.Size)
 _PLAIN_MAPPINGS = (dict, OrderedDict)
 _PLAIN_SEQUENCES = (list, tuple, set)
@@ -113,9 +111,9 @@ def save_checkpoint(
 
     Call it on the main process only. The folder is written as ``step_XXXXXXXX.tmp-{pid}`` (files fsynced),
     renamed into place (an existing folder of the same step, e.g. re-saved after a resume, is moved aside
-    first and deleted after), then the pointers are replaced atomically. Pruning keeps the newest
-    ``keep_last`` step folders plus those ``latest`` and ``best`` name, and removes what killed writers
-    left behind.
+    first and deleted after), then the pointers are replaced atomically (``best``, then ``latest``).
+    Pruning keeps the newest ``keep_last`` step folders plus those ``latest`` and ``best`` name, and
+    removes what killed writers left behind.
 
     Args:
         run_dir: the run folder (``checkpoints/`` is created inside it).
@@ -201,9 +199,12 @@ def save_checkpoint(
     fsync_dir(ckpt_dir)
     if aside is not None:
         remove(aside)
-    write_pointer(ckpt_dir, LATEST, name)
+    # `best` first: a kill between the two writes then leaves `latest` on the previous step, which the
+    # resumed run continues from and re-saves this step. The other order could leave `latest` here, its
+    # state saying this step is the best while `best` names an older one, and pruning could delete this.
     if is_best:
         write_pointer(ckpt_dir, BEST, name)
+    write_pointer(ckpt_dir, LATEST, name)
     prune(ckpt_dir, keep_last)
     return final
 

@@ -25,6 +25,8 @@ CHECKPOINTS_DIR = "checkpoints"
 LATEST = "latest"
 BEST = "best"
 STEP_DIR = re.compile(r"^step_(\d+)$")
+# Everything a killed writer can leave behind (step folders, folders moved aside, pointer temp files)
+# carries this marker, so one glob finds it all.
 TMP_MARKER = ".tmp-"
 
 

@@ -12,6 +12,7 @@ the batches already consumed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -36,7 +37,9 @@ class _SeededTransform:
     def __call__(self, image: Any) -> Any:
         seed = next(self.seeds, None)
         if seed is not None:
-            torch.manual_seed(seed)
+            # The CPU generator alone: torch.manual_seed also seeds every accelerator backend and costs
+            # ~100 us, more than the 32x32 transform it seeds.
+            torch.default_generator.manual_seed(seed)
         return self.transform(image)
 
 
@@ -81,7 +84,7 @@ class SeededBatches(Dataset):
                     self._transform.seeds = iter(())
             samples = []
             for index in indices:
-                torch.manual_seed(self._seed(index))
+                torch.default_generator.manual_seed(self._seed(index))
                 samples.append(self.dataset[int(index)])
             return samples
 
@@ -110,7 +113,9 @@ class SeededStream(IterableDataset):
         count = 0
         while True:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(self.seed, "augment", self.epoch, dist.rank(), worker, count))
+                torch.default_generator.manual_seed(
+                    derive_seed(self.seed, "augment", self.epoch, dist.rank(), worker, count)
+                )
                 try:
                     sample = next(samples)
                 except StopIteration:
@@ -242,15 +247,8 @@ class TrainBatches:
 
     def _next_or_none(self) -> dict | None:
         batch = next(self._iterator, None)
-        if self.iterable and dist.is_distributed():
-            # Shards of unequal size give processes different numbers of batches; every process must
-            # stop at the same step or the next collective hangs, so all move on when one runs out.
-            has_batch = torch.tensor([0 if batch is None else 1], dtype=torch.int32)
-            if torch.distributed.get_backend() == "nccl":
-                has_batch = has_batch.cuda()
-            torch.distributed.all_reduce(has_batch, op=torch.distributed.ReduceOp.MIN)
-            if int(has_batch.item()) == 0:
-                return None
+        if self.iterable and not every_process_has(batch):
+            return None
         return batch
 
     def __iter__(self) -> Iterator[dict]:
@@ -273,6 +271,22 @@ class TrainBatches:
         )
 
 
+def every_process_has(batch: dict | None) -> bool:
+    """Whether ``batch`` is not None on every process (on one process: whether it is not None).
+
+    Shards of unequal size give processes different numbers of batches; every process must stop at the
+    same batch or the next collective (DDP's gradient all-reduce, a gathered loss) hangs, so all stop when
+    one runs out. A collective under `torch.distributed`: every process must call it.
+    """
+    if not dist.is_distributed():
+        return batch is not None
+    has_batch = torch.tensor([0 if batch is None else 1], dtype=torch.int32)
+    if torch.distributed.get_backend() == "nccl":
+        has_batch = has_batch.cuda()
+    torch.distributed.all_reduce(has_batch, op=torch.distributed.ReduceOp.MIN)
+    return int(has_batch.item()) == 1
+
+
 def eval_batches(
     dataset: Dataset | IterableDataset,
     collate: Callable[[list], dict],
@@ -284,7 +298,9 @@ def eval_batches(
     """The first ``count`` micro-batches of an eval split for this process, the same at every call.
 
     Map-style datasets are read in order, each process taking its slice of every global batch; the
-    augmentation (two views for SimCLR) is seeded, so each call sees the same images.
+    augmentation (two views for SimCLR) is seeded, so each call sees the same images. An iterable split
+    stops, on every process, at the first batch one process lacks (see `every_process_has`), so under
+    `torch.distributed` every process must iterate it to the end together.
 
     Raises:
         ValueError: if a map-style eval split is smaller than one global batch.
@@ -292,14 +308,39 @@ def eval_batches(
     options: dict[str, Any] = dict(
         collate_fn=collate, num_workers=num_workers, generator=torch.Generator().manual_seed(seed)
     )
-    if isinstance(dataset, IterableDataset):
+    iterable = isinstance(dataset, IterableDataset)
+    if iterable:
         loader = DataLoader(SeededStream(dataset, seed), batch_size=local_batch, drop_last=True, **options)
     else:
         sampler = GlobalBatchSampler(
             len(dataset), local_batch, dist.rank(), dist.world_size(), seed, shuffle=False
         )
         loader = DataLoader(SeededBatches(dataset, seed), batch_sampler=sampler, **options)
-    for index, batch in enumerate(loader):
-        if index == count:
+    batches = iter(loader)
+    for _ in range(count):
+        batch = next(batches, None)
+        # A map-style split gives every process the same number of batches: no need to agree.
+        done = not every_process_has(batch) if iterable else batch is None
+        if done:
             return
         yield batch
+
+
+def first_samples(
+    dataset: Dataset | IterableDataset, collate: Callable[[list], dict], count: int, seed: int
+) -> dict | None:
+    """The first ``count`` samples of ``dataset`` (all of them if it holds fewer) as one batch.
+
+    Augmentations are seeded as in `eval_batches`, so each call gives the same images (for a map-style
+    dataset, whatever the number of processes; a stream gives this process's share of its shards). No
+    collective: one process may call it alone (the main process, for sample PNGs).
+
+    Returns:
+        ``collate`` of the samples, or None if the dataset yields none.
+    """
+    if isinstance(dataset, IterableDataset):
+        samples = list(itertools.islice(SeededStream(dataset, seed), count))
+    else:
+        indices = list(range(min(count, len(dataset))))
+        samples = SeededBatches(dataset, seed).__getitems__(indices) if indices else []
+    return collate(samples) if samples else None

@@ -60,8 +60,10 @@ def build_optimizer(
 def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, minimum: float = 0.0) -> float:
     """Learning rate of optimizer step ``step`` (0-based): linear warmup, then half-cosine to ``minimum``.
 
-    Step ``0`` uses ``peak / warmup_steps`` (not 0, which would waste a step); step ``warmup_steps``
-    reaches ``peak``; step ``total_steps - 1`` ends at ``minimum`` (Loshchilov & Hutter 2017, SGDR; MAE).
+    Step ``0`` uses ``peak / warmup_steps`` (not 0, which would waste a step); steps
+    ``warmup_steps - 1`` and ``warmup_steps`` (where the cosine starts) are at ``peak``; step
+    ``total_steps - 1`` ends at ``minimum`` (Loshchilov & Hutter 2017, SGDR; MAE), unless it is the only
+    step after warmup, which stays at ``peak``.
 
     Raises:
         ValueError: for ``step`` outside ``[0, total_steps)`` or ``warmup_steps >= total_steps``.
@@ -73,8 +75,26 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, m
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     decay_steps = total_steps - 1 - warmup_steps
-    progress = (step - warmup_steps) / decay_steps if decay_steps > 0 else 1.0
+    # A single step after warmup (a one-step run, say) trains at the peak, not at the floor.
+    progress = (step - warmup_steps) / decay_steps if decay_steps > 0 else 0.0
     return minimum + (peak - minimum) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def set_optimizer_settings(
+    optimizer: torch.optim.AdamW, weight_decay: float, betas: tuple[float, float], eps: float
+) -> None:
+    """Set the AdamW settings of an optimizer made by `build_optimizer` (after loading a state dict, which
+    brings the saved ones): ``weight_decay`` on its first group (the decayed weights), ``betas`` and
+    ``eps`` on both.
+
+    Raises:
+        ValueError: if the optimizer does not have `build_optimizer`'s two groups.
+    """
+    if len(optimizer.param_groups) != 2:
+        raise ValueError(f"expected build_optimizer's 2 parameter groups, got {len(optimizer.param_groups)}")
+    for group in optimizer.param_groups:
+        group["betas"], group["eps"] = (float(betas[0]), float(betas[1])), float(eps)
+    optimizer.param_groups[0]["weight_decay"] = weight_decay
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:

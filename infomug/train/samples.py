@@ -43,10 +43,8 @@ def save_training_samples(
     Raises:
         ValueError: if the objective has no pixel decoder.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure draws with Agg without pyplot: the caller's backend (a notebook's) stays as it is.
+    from matplotlib.figure import Figure
 
     generator = torch.Generator(device=images.device).manual_seed(seed)
     with torch.no_grad():
@@ -60,7 +58,8 @@ def save_training_samples(
     scale = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     rows = [(x.detach().float().cpu() * scale + shift).clamp(0, 1) for x in (images, masked, reconstructed)]
     count = images.shape[0]
-    figure, axes = plt.subplots(3, count, figsize=(1.9 * count, 6.8), squeeze=False)
+    figure = Figure(figsize=(1.9 * count, 6.8))
+    axes = figure.subplots(3, count, squeeze=False)
     for row, (name, pictures) in enumerate(zip(("image", "masked", "reconstruction"), rows, strict=True)):
         for column in range(count):
             axis = axes[row, column]
@@ -74,7 +73,9 @@ def save_training_samples(
         if captions is not None:
             lines.append("true: " + captions[column])
         if generated is not None:
-            lines.append("generated: " + (generated[column] or "(empty)"))
+            # An untrained decoder emits any token, control characters included, which fonts lack.
+            text = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in generated[column])
+            lines.append("generated: " + (text or "(empty)"))
         if lines:
             text = "\n".join(textwrap.fill(line, 28, max_lines=3, placeholder=" ...") for line in lines)
             axes[2, column].set_xlabel(text, fontsize=6, loc="left")
@@ -82,5 +83,4 @@ def save_training_samples(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path

@@ -14,6 +14,7 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,17 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 from infomug import __version__, dist
 from infomug.data import CaptionCollate, build_dataset
 from infomug.objectives import build_objective
+from infomug.objectives.clip import MAX_LOGIT_SCALE
 
-from .checkpoint import load_model_weights, load_train_state, read_checkpoint_info, save_checkpoint
-from .checkpoint_folders import best_checkpoint, latest_checkpoint, resolve_checkpoint
-from .config import RunConfig, config_diff, config_from_dict, config_to_dict, load_config, save_config
+from .checkpoint import load_model_weights, load_train_state, save_checkpoint
+from .checkpoint_folders import CheckpointError, best_checkpoint
+from .config import RunConfig, config_to_dict, save_config
 from .distributed import (
     barrier,
     init_distributed,
@@ -37,9 +40,10 @@ from .distributed import (
     resolve_device,
     shutdown_distributed,
 )
-from .loader import TrainBatches, eval_batches
+from .loader import TrainBatches, eval_batches, first_samples
 from .metrics import MetricsLog
-from .optim import build_optimizer, learning_rate, set_learning_rate
+from .optim import build_optimizer, learning_rate, set_learning_rate, set_optimizer_settings
+from .resume import checkpoint_to_resume, config_from_files, resolve_config
 from .rng import capture_rng_state, derive_seed, restore_rng_state, seed_everything
 from .samples import save_training_samples
 from .tokenizer import TOKENIZER_FILE, run_tokenizer
@@ -50,6 +54,7 @@ TRAIN_STATE_VERSION = 1
 SAMPLE_IMAGES = 8
 CAPTION_OBJECTIVES = ("mug", "clip")
 MASKED_OBJECTIVES = ("mae", "mug")
+TRAIN_STATE_KEYS = ("version", "step", "position", "optimizer", "rng", "best")
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,9 +68,12 @@ class TrainingDiverged(RuntimeError):
 
     def __init__(self, step: int, term: str, value: float, checkpoint: Path | None) -> None:
         kept = f"last good checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        advice = "Lower optim.lr, raise optim.warmup_steps or set optim.grad_clip_norm"
+        if checkpoint:
+            advice += " and resume from the last good checkpoint (--resume, or train(resume=...))"
         super().__init__(
             f"training diverged at step {step}: {term} is {value}; stopped before updating the weights"
-            f" ({kept}). Lower optim.lr, raise optim.warmup_steps or set optim.grad_clip_norm."
+            f" ({kept}). {advice}."
         )
         self.step, self.term, self.checkpoint = step, term, checkpoint
 
@@ -114,26 +122,28 @@ def train(
             ``config.yaml`` if it has one (a run stopped before its first checkpoint), else defaults.
         run_dir: the run folder (created): ``config.yaml``, ``metrics.jsonl``, ``samples/``,
             ``checkpoints/``, ``tokenizer.json`` (trained BPE).
-        resume: ``True`` resumes from the folder's latest checkpoint if there is one; ``False`` refuses a
-            folder that already holds checkpoints; a path resumes from that checkpoint (of this or another
-            run with the same config).
+        resume: ``True`` resumes from the folder's latest checkpoint if there is one (same config
+            needed); ``False`` refuses a folder that already holds checkpoints; a path resumes from that
+            checkpoint, of this or another run, with the same config except for the optimiser and loop
+            settings in `infomug.train.resume.CHANGEABLE_ON_RESUME` (e.g. a lower ``optim.lr`` after a
+            divergence).
         progress: show a progress bar; ``None`` = only when stderr is a terminal.
 
     Returns:
         A `RunResult`.
 
     Raises:
-        ValueError: for an invalid config, a config that differs from the checkpoint being resumed, a
-            run folder with checkpoints and ``resume=False``, a batch size the processes cannot split, or
-            bad data.
+        ValueError: for an invalid config, a config that differs from the checkpoint being resumed
+            (beyond what ``resume`` allows), a run folder with checkpoints and ``resume=False``, a batch
+            size the processes cannot split, a split smaller than one global micro-batch, or bad data.
         TrainingDiverged: when a loss term or the gradient norm is non-finite (the last good checkpoint
             is kept).
         CheckpointError: for a corrupt, foreign or unsafe checkpoint.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    checkpoint = _checkpoint_to_resume(run_dir, resume)
-    config = _resolve_config(config, checkpoint, run_dir)
+    checkpoint = checkpoint_to_resume(run_dir, resume)
+    config = resolve_config(config, checkpoint, run_dir, explicit=not isinstance(resume, bool))
     device = resolve_device(config.train.device)
     created_group = init_distributed(device)
     try:
@@ -141,34 +151,6 @@ def train(
     finally:
         if created_group:
             shutdown_distributed()
-
-
-def _checkpoint_to_resume(run_dir: Path, resume: bool | str | Path) -> Path | None:
-    if resume is True:
-        return latest_checkpoint(run_dir)
-    if resume is False:
-        if latest_checkpoint(run_dir) is not None:
-            raise ValueError(f"{run_dir} already holds checkpoints; resume it or choose another run folder")
-        return None
-    return resolve_checkpoint(resume)
-
-
-def _resolve_config(config: RunConfig | None, checkpoint: Path | None, run_dir: Path) -> RunConfig:
-    if checkpoint is None:
-        if config is None and (run_dir / "config.yaml").is_file():
-            # A run stopped before its first checkpoint starts over with its own config, not the defaults.
-            return load_config(run_dir / "config.yaml")
-        return config if config is not None else RunConfig()
-    saved = config_from_dict(read_checkpoint_info(checkpoint).config)
-    if config is None:
-        return saved
-    differences = config_diff(saved, config)
-    if differences:
-        raise ValueError(
-            f"the config differs from the checkpoint being resumed ({checkpoint}) in:"
-            f" {', '.join(differences)}. Resuming needs the same config; start a new run folder to change it"
-        )
-    return config
 
 
 def _micro_batch(config: RunConfig) -> int:
@@ -181,9 +163,22 @@ def _micro_batch(config: RunConfig) -> int:
     return config.train.batch_size // (processes * accumulation)
 
 
+def _check_split_size(dataset: Dataset | IterableDataset, split: str, local_batch: int) -> None:
+    """Refuse, before any training, a map-style split smaller than one global micro-batch."""
+    if isinstance(dataset, IterableDataset):
+        return  # its length is unknown: an epoch without a full batch is an error when it is read
+    needed = local_batch * dist.world_size()
+    if len(dataset) < needed:
+        raise ValueError(
+            f"the {split} split has {len(dataset)} samples, fewer than one global micro-batch of {needed}"
+            f" (train.batch_size / train.accumulation_steps): enlarge the {split} split or lower"
+            " train.batch_size"
+        )
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     moved = dict(batch)
-    for key in ("image", "tokens", "lengths"):
+    for key in ("image", "tokens", "lengths", "mask_noise"):
         if key in moved:
             moved[key] = moved[key].to(device, non_blocking=True)
     return moved
@@ -215,12 +210,14 @@ class _Run:
 
         augmentation = "two_view" if self.objective == "simclr" else "pretrain"
         self.train_data = build_dataset(config.data, "train", augmentation)
+        _check_split_size(self.train_data, "train", self.local_batch)
         self.eval_data = None
         if config.data.synthetic or config.data.eval_path:
             self.eval_data = build_dataset(
                 config.data, "eval", "two_view" if self.objective == "simclr" else "eval"
             )
-        else:
+            _check_split_size(self.eval_data, "eval", self.local_batch)
+        elif self.main:
             logger.warning("data.eval_path is not set: no eval loss, and checkpoints have no 'best'")
         self.tokenizer, self.tokenizer_file = None, None
         if self.objective in CAPTION_OBJECTIVES:
@@ -287,22 +284,29 @@ class _Run:
     def _restore(self, checkpoint: Path) -> dict[str, int]:
         load_model_weights(self.model, checkpoint)
         state = load_train_state(checkpoint)
-        if state.get("version") != TRAIN_STATE_VERSION:
-            raise ValueError(
-                f"{checkpoint}: training state version {state.get('version')!r} is not {TRAIN_STATE_VERSION}"
+        missing = [key for key in TRAIN_STATE_KEYS if key not in state]
+        if missing:
+            raise CheckpointError(
+                f"{checkpoint}: the training state lacks {', '.join(missing)}: it was not written by"
+                " infomug train"
+            )
+        if state["version"] != TRAIN_STATE_VERSION:
+            raise CheckpointError(
+                f"{checkpoint}: training state version {state['version']!r} (written by infomug"
+                f" {state.get('infomug_version', '?')}); this infomug {__version__} reads version"
+                f" {TRAIN_STATE_VERSION}"
             )
         self.optimizer.load_state_dict(state["optimizer"])
+        # The state dict brings the saved run's hyper-parameters; a resume may have changed them.
+        optim = self.config.optim
+        set_optimizer_settings(self.optimizer, optim.weight_decay, tuple(optim.betas), optim.eps)
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
         self.best = dict(state["best"])
-        if (
-            state.get("world_size") != dist.world_size()
-            and self.train_data.__class__.__name__ == "WebDatasetShards"
-        ):
-            logger.warning(
-                "resuming a shard stream on a different number of processes: the sample order changes"
-            )
-        logger.info("resumed from %s (step %d)", checkpoint, self.step)
+        if self.main:
+            if state.get("world_size") != dist.world_size() and isinstance(self.train_data, IterableDataset):
+                logger.warning("resuming a data stream on another number of processes: its order changes")
+            logger.info("resumed from %s (step %d)", checkpoint, self.step)
         return {"epoch": int(state["position"]["epoch"]), "batch": int(state["position"]["batch"])}
 
     # -- one step -----------------------------------------------------------------------------------
@@ -322,10 +326,9 @@ class _Run:
         return noise[rows]
 
     def _prepare(self, batch: dict, step: int, micro: int, kind: str = "mask") -> dict:
-        batch = _to_device(batch, self.device)
         if self.objective in MASKED_OBJECTIVES:
-            batch["mask_noise"] = self._mask_noise(step, micro, kind)
-        return batch
+            batch = {**batch, "mask_noise": self._mask_noise(step, micro, kind)}
+        return _to_device(batch, self.device)
 
     def _train_step(self, totals: dict[str, torch.Tensor]) -> tuple[float, float]:
         """One optimizer step; returns (seconds spent waiting for data, gradient norm)."""
@@ -371,7 +374,7 @@ class _Run:
         if self.objective == "clip":
             # OpenCLIP clamps the learned temperature after each update: logits scaled by at most 100.
             with torch.no_grad():
-                self.model.logit_scale.clamp_(0, math.log(100))
+                self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         for name, value in terms.items():
             totals[name] = totals.get(name, 0.0) + value
         return waited, norm_value
@@ -404,7 +407,8 @@ class _Run:
         finally:
             self.model.train()
         if count == 0:
-            logger.warning("the eval split yielded no full batch of %d: eval skipped", self.local_batch)
+            if self.main:
+                logger.warning("the eval split yielded no full batch of %d: eval skipped", self.local_batch)
             return None
         means = mean_across_processes({f"eval_{k}": v / count for k, v in totals.items()}, self.device)
         return {"kind": "eval", "step": self.step, "epoch": self.batches.epoch, **means}
@@ -413,11 +417,17 @@ class _Run:
         if self.objective not in MASKED_OBJECTIVES or not self.main:
             return
         source = self.eval_data if self.eval_data is not None else self.train_data
-        batch = next(
-            eval_batches(
-                source, self.collate, SAMPLE_IMAGES, 1, derive_seed(self.config.train.seed, "samples")
-            )
+        # The first images of the split, read by this process alone: eval_batches would need every
+        # process, and a global batch of them.
+        batch = first_samples(
+            source, self.collate, SAMPLE_IMAGES, derive_seed(self.config.train.seed, "samples")
         )
+        if batch is None:
+            logger.warning(
+                "the %s split yielded no image: no sample PNG",
+                "eval" if source is self.eval_data else "train",
+            )
+            return
         images = batch["image"].to(self.device)
         path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
         save_training_samples(
@@ -549,12 +559,8 @@ class _Run:
 
 
 def train_from_files(
-    config_path: str | Path | None, overrides: list[str], run_dir: str | Path, **options: Any
+    config_path: str | Path | None, overrides: Sequence[str], run_dir: str | Path, **options: Any
 ) -> RunResult:
-    """`train` with the config read from ``config_path`` (None = defaults, or the run folder's own config
-    when it has one and no file or override is given) plus dotted ``overrides``."""
-    run_dir = Path(run_dir)
-    config = None
-    if config_path is not None or overrides or not (run_dir / "config.yaml").exists():
-        config = load_config(config_path, overrides)
+    """`train` with the config `config_from_files` gives (``options`` go to `train`)."""
+    config = config_from_files(config_path, overrides, run_dir, options.get("resume", True))
     return train(config, run_dir, **options)

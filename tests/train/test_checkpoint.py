@@ -133,24 +133,12 @@ def test_metadata_and_config_round_trip(tmp_path):
     assert read_checkpoint_info(tmp_path) == info
 
 
-def test_real_objective_round_trip(tmp_path):
-    from infomug.objectives import create_model
+def test_real_objective_round_trip(tmp_path, tiny_config):
+    from infomug.objectives import build_objective
 
     def build(seed: int) -> nn.Module:
         torch.manual_seed(seed)
-        return create_model(
-            "mug_vit_tiny_patch4_32",
-            embed_dim=32,
-            depth=1,
-            num_heads=2,
-            decoder_width=32,
-            decoder_depth=1,
-            decoder_num_heads=2,
-            caption_width=32,
-            caption_num_heads=2,
-            vocab_size=64,
-            context_length=8,
-        )
+        return build_objective(tiny_config.replace(objective="mug"))
 
     model, other = build(0), build(1)
     assert any(
@@ -200,6 +188,31 @@ def test_latest_and_best_pointers(tmp_path):
     assert latest_checkpoint(tmp_path) == checkpoints / "step_00000003"
     assert latest_checkpoint(checkpoints) == checkpoints / "step_00000003"
     assert best_checkpoint(tmp_path) == checkpoints / "step_00000001"
+
+
+def test_a_save_cut_between_the_pointers_never_leaves_best_behind_latest(tmp_path, monkeypatch):
+    import infomug.train.checkpoint as checkpoint_module
+
+    _save(tmp_path, 1, keep_last=1, is_best=True)
+    write_pointer, written = checkpoint_module.write_pointer, []
+
+    def killed_after_one_pointer(ckpt_dir, pointer, name):
+        if written:
+            raise KeyboardInterrupt("killed")
+        write_pointer(ckpt_dir, pointer, name)
+        written.append(pointer)
+
+    monkeypatch.setattr(checkpoint_module, "write_pointer", killed_after_one_pointer)
+    with pytest.raises(KeyboardInterrupt):
+        _save(tmp_path, 2, keep_last=1, is_best=True)
+    monkeypatch.undo()
+    # `best` moves first: `latest` still names step 1, which a resumed run continues from, saving step 2
+    # again. Had `latest` moved first, it would name step 2 (whose train state records it as the best)
+    # while `best` named step 1, and the next pruning could delete step 2, the real best.
+    assert written == ["best"]
+    assert latest_checkpoint(tmp_path).name == "step_00000001"
+    assert best_checkpoint(tmp_path).name == "step_00000002"
+    assert _names(list_checkpoints(tmp_path)) == ["step_00000001", "step_00000002"]
 
 
 def test_pruning_keeps_the_newest_and_the_best(tmp_path):

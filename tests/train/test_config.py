@@ -376,7 +376,10 @@ def test_every_ready_config_loads(path):
         assert config.train.device == "cuda" and config.train.precision == "bf16"
     else:
         assert config.model == get_config(f"{objective}_vit_tiny_patch4_32")
-        assert config_diff(config, RunConfig()) == ([] if objective == "mug" else ["model.objective"])
+        # The CPU configs are the defaults with another objective; SimCLR also reads with one loader
+        # worker (its two augmented views are the slow part of its data; experiments/results/train.md).
+        expected = {"mug": [], "simclr": ["model.objective", "train.num_workers"]}
+        assert config_diff(config, RunConfig()) == expected.get(objective, ["model.objective"])
 
 
 def test_the_ready_configs_cover_every_objective_at_both_scales():

@@ -1,24 +1,19 @@
 """Training batches: order and augmentations are functions of (seed, epoch, position), so resuming,
 splitting over processes and changing the worker count do not change the data."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from infomug import dist
 from infomug.data import CaptionCollate, DataConfig, WorldConfig, build_dataset
-from infomug.train.loader import GlobalBatchSampler, TrainBatches, eval_batches
+from infomug.train.loader import GlobalBatchSampler, TrainBatches, eval_batches, first_samples
 
 COLLATE = CaptionCollate(None, context_length=2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The colour jitter of two views runs tiny kernels: on a busy machine a second thread only waits.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _sample(index: int) -> dict:
@@ -206,3 +201,69 @@ def test_eval_batches_repeat_and_stop_after_count():
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again, strict=True))
     assert first[1]["captions"] == [world[i]["caption"] for i in range(8, 16)], "in dataset order"
     assert len(list(eval_batches(world, COLLATE, local_batch=8, count=5, seed=1))) == 3
+
+
+def test_first_samples_are_the_first_eval_images_whatever_the_number_of_processes(monkeypatch):
+    config = DataConfig(image_size=16, world=WorldConfig(size=32, eval_size=6, image_size=16))
+    world = build_dataset(config, "eval", "two_view")
+    alone = first_samples(world, COLLATE, 8, seed=3)
+    assert alone["captions"] == [world[i]["caption"] for i in range(6)], "all six, in order"
+    first_batch = next(eval_batches(world, COLLATE, local_batch=4, count=1, seed=3))
+    assert torch.equal(first_samples(world, COLLATE, 4, seed=3)["image"], first_batch["image"])
+    monkeypatch.setattr(dist, "world_size", lambda: 2)  # the main process of two, alone
+    assert torch.equal(first_samples(world, COLLATE, 8, seed=3)["image"], alone["image"])
+    assert first_samples(NoisyStream(3), COLLATE, 8, seed=3)["captions"] == ["0", "1", "2"]
+    assert first_samples(NoisyStream(0), COLLATE, 8, seed=3) is None
+
+
+_UNEVEN_STREAMS = """
+import sys
+
+import torch
+import torch.distributed as torch_dist
+from torch.utils.data import IterableDataset
+
+from infomug.data import CaptionCollate
+from infomug.train.loader import eval_batches
+
+rank, store = int(sys.argv[1]), sys.argv[2]
+torch_dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+
+
+class Shard(IterableDataset):
+    def __iter__(self):
+        for index in range(8 + 4 * rank):  # rank 0 reads two batches of 4, rank 1 three
+            yield {"image": torch.zeros(3, 2, 2), "caption": str(index), "labels": {}}
+
+
+print(len(list(eval_batches(Shard(), CaptionCollate(None, context_length=2), 4, 5, seed=0))))
+torch_dist.destroy_process_group()
+"""
+
+
+def test_eval_batches_of_uneven_streams_stop_together_on_every_process(tmp_path):
+    # Each eval batch meets collectives (MUG's token count, CLIP's gathered features, the averaged loss):
+    # a process reading one batch more than the others would wait for them forever.
+    script = tmp_path / "uneven.py"
+    script.write_text(_UNEVEN_STREAMS)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(rank), str(tmp_path / "store")],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = []
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err[-2000:]
+            outputs.append(out.strip())
+    finally:
+        for process in processes:
+            process.kill()
+    assert outputs == ["2", "2"]

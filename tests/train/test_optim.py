@@ -8,7 +8,7 @@ from torch import nn
 
 from infomug.objectives import build_objective
 from infomug.train import build_optimizer, learning_rate, parameter_groups
-from infomug.train.optim import set_learning_rate
+from infomug.train.optim import set_learning_rate, set_optimizer_settings
 
 PEAK, MINIMUM = 1e-3, 1e-5
 
@@ -39,6 +39,12 @@ def test_the_schedule_rises_then_falls_monotonically():
 def test_without_warmup_step_zero_is_the_peak():
     assert learning_rate(0, 5, PEAK, 0, MINIMUM) == pytest.approx(PEAK)
     assert learning_rate(4, 5, PEAK, 0, MINIMUM) == pytest.approx(MINIMUM)
+
+
+def test_a_single_step_after_warmup_trains_at_the_peak_not_the_floor():
+    # A one-step run (a smoke test) with the default min_lr of 0 would otherwise not train at all.
+    assert learning_rate(0, 1, PEAK, 0, 0.0) == PEAK
+    assert learning_rate(3, 4, PEAK, 3, MINIMUM) == PEAK
 
 
 @pytest.mark.parametrize(
@@ -128,3 +134,16 @@ def test_build_optimizer_refuses_a_model_without_trainable_parameters():
     frozen = nn.Linear(3, 3).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         build_optimizer(frozen, 1e-3, 0.05)
+
+
+def test_optimizer_settings_replace_those_a_loaded_state_dict_brought(tiny_config):
+    model = build_objective(tiny_config.replace(objective="mae"))
+    saved = build_optimizer(model, 1e-3, 0.05, betas=(0.9, 0.95), eps=1e-8).state_dict()
+    optimizer = build_optimizer(model, 1e-3, 0.3, betas=(0.8, 0.99), eps=1e-6)
+    optimizer.load_state_dict(saved)
+    assert optimizer.param_groups[0]["weight_decay"] == 0.05, "a state dict brings its run's settings"
+    set_optimizer_settings(optimizer, 0.3, (0.8, 0.99), 1e-6)
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [0.3, 0.0]
+    assert all(group["betas"] == (0.8, 0.99) and group["eps"] == 1e-6 for group in optimizer.param_groups)
+    with pytest.raises(ValueError, match="expected build_optimizer's 2 parameter groups, got 1"):
+        set_optimizer_settings(torch.optim.AdamW(nn.Linear(2, 2).parameters()), 0.1, (0.9, 0.95), 1e-8)

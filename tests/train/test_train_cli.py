@@ -23,6 +23,7 @@ from infomug.train import (
     list_checkpoints,
     load_config,
     load_model_weights,
+    load_train_state,
     read_checkpoint_info,
     read_metrics,
     save_config,
@@ -31,28 +32,6 @@ from infomug.train import trainer as trainer_module
 from infomug.train.loader import eval_batches
 from infomug.train.rng import derive_seed
 
-# 16x16 images in 16 patches, width 64: a step takes tens of milliseconds on one CPU thread.
-TINY = [
-    "model.img_size=16",
-    "data.image_size=16",
-    "data.world.image_size=16",
-    "model.depth=2",
-    "model.embed_dim=64",
-    "model.num_heads=2",
-    "model.decoder_width=32",
-    "model.decoder_depth=1",
-    "model.caption_width=32",
-    "model.text_width=32",
-    "model.text_depth=1",
-    "model.projection_dim=32",
-    "data.world.size=512",
-    "data.world.eval_size=64",
-    "tokenizer.train_captions=500",
-    "train.batch_size=16",
-    "train.eval_batches=2",
-    "train.log_every=1",
-    "optim.warmup_steps=1",
-]
 # Three steps: checkpoints and evals at steps 2 and 3 (the last step always does both), samples at 3.
 RUN = ["train.steps=3", "train.checkpoint_every=2", "train.eval_every=2", "train.sample_every=3"]
 LOSS_TERMS = {
@@ -63,24 +42,27 @@ LOSS_TERMS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices gain nothing from a second thread, and on a busy machine waiting for it costs ~10x.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _argv(run_dir, *settings: str, options=()) -> list[str]:
-    argv = ["train", "--out", str(run_dir), "--no-progress", *options]
-    for setting in [*TINY, *settings]:
-        argv += ["--set", setting]
-    return argv
+@pytest.fixture(scope="module")
+def tiny(tiny_run) -> list[str]:
+    """The tiny run's overrides, with two eval batches."""
+    return [*tiny_run, "train.eval_batches=2"]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def argv(tiny):
+    """``argv(run_dir, *settings, options=())``: `infomug train` of the tiny run with ``settings``."""
+
+    def make(run_dir, *settings: str, options=()) -> list[str]:
+        args = ["train", "--out", str(run_dir), "--no-progress", *options]
+        for setting in [*tiny, *settings]:
+            args += ["--set", setting]
+        return args
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, argv, tiny):
     """``finished(objective)`` -> (exit code, run folder, config) of a 3-step run, run once per module."""
     runs = {}
 
@@ -88,8 +70,8 @@ def finished(tmp_path_factory):
         if objective not in runs:
             run_dir = tmp_path_factory.mktemp(objective) / "run"
             settings = [f"model.objective={objective}", *RUN]
-            code = main(_argv(run_dir, *settings))
-            runs[objective] = (code, run_dir, load_config(None, [*TINY, *settings]))
+            code = main(argv(run_dir, *settings))
+            runs[objective] = (code, run_dir, load_config(None, [*tiny, *settings]))
         return runs[objective]
 
     return run
@@ -164,11 +146,11 @@ def test_each_objective_trains_into_a_complete_run_folder(finished, objective):
     assert _eval_loss(config, checkpoints[-1]) == pytest.approx(eval_records[-1]["eval_loss"], rel=1e-6)
 
 
-def test_the_cli_prints_a_summary(finished, capsys):
+def test_the_cli_prints_a_summary(argv, finished, capsys):
     code, run_dir, _ = finished("mae")
     assert code == 0
     # Resuming a finished run trains nothing and prints where it stands.
-    assert main(_argv(run_dir, "model.objective=mae", *RUN)) == 0
+    assert main(argv(run_dir, "model.objective=mae", *RUN)) == 0
     out = capsys.readouterr().out
     assert f"run folder: {run_dir}" in out and "steps: 3" in out and "step_00000003" in out
 
@@ -184,39 +166,39 @@ def test_the_cli_prints_a_summary(finished, capsys):
         ("model.img_size=32", "data.image_size=16 does not match model.img_size=32"),
     ],
 )
-def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, setting, message):
-    assert main(_argv(tmp_path / "run", setting)) == 2
+def test_config_errors_exit_2_naming_the_key(argv, tmp_path, capsys, setting, message):
+    assert main(argv(tmp_path / "run", setting)) == 2
     error = capsys.readouterr().err
     assert error.startswith("infomug train: error:") and message in error
     assert not (tmp_path / "run").exists(), "nothing is written for a bad config"
 
 
-def test_resuming_with_another_config_exits_2_naming_the_key(finished, capsys):
+def test_resuming_with_another_config_exits_2_naming_the_key(argv, finished, capsys):
     _, run_dir, _ = finished("mae")
     saved = (run_dir / "config.yaml").read_text()
-    assert main(_argv(run_dir, "model.objective=mae", *RUN, "optim.lr=0.002")) == 2
+    assert main(argv(run_dir, "model.objective=mae", *RUN, "optim.lr=0.002")) == 2
     error = capsys.readouterr().err
     assert "differs from the checkpoint" in error and "optim.lr" in error
     assert (run_dir / "config.yaml").read_text() == saved
 
 
-def test_no_resume_on_a_folder_with_checkpoints_exits_2(finished, capsys):
+def test_no_resume_on_a_folder_with_checkpoints_exits_2(argv, finished, capsys):
     _, run_dir, _ = finished("mae")
-    assert main(_argv(run_dir, "model.objective=mae", *RUN, options=["--no-resume"])) == 2
+    assert main(argv(run_dir, "model.objective=mae", *RUN, options=["--no-resume"])) == 2
     assert "already holds checkpoints" in capsys.readouterr().err
 
 
-def test_resuming_a_missing_checkpoint_exits_2(tmp_path, capsys):
-    assert main(_argv(tmp_path / "run", options=["--resume", str(tmp_path / "nowhere")])) == 2
+def test_resuming_a_missing_checkpoint_exits_2(argv, tmp_path, capsys):
+    assert main(argv(tmp_path / "run", options=["--resume", str(tmp_path / "nowhere")])) == 2
     assert "no such checkpoint" in capsys.readouterr().err
 
 
-def test_a_truncated_latest_checkpoint_exits_2(finished, tmp_path, capsys):
+def test_a_truncated_latest_checkpoint_exits_2(argv, finished, tmp_path, capsys):
     _, source, _ = finished("mae")
     run_dir = shutil.copytree(source, tmp_path / "run")
     weights = latest_checkpoint(run_dir) / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    assert main(_argv(run_dir, "model.objective=mae", *RUN)) == 2
+    assert main(argv(run_dir, "model.objective=mae", *RUN)) == 2
     error = capsys.readouterr().err
     assert "truncated or corrupt" in error and str(weights) in error
 
@@ -231,17 +213,51 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_train_state_that_would_run_code_is_refused_not_run(finished, tmp_path, capsys):
+def test_a_train_state_that_would_run_code_is_refused_not_run(argv, finished, tmp_path, capsys):
     _, source, _ = finished("mae")
     run_dir = shutil.copytree(source, tmp_path / "run")
     marker = tmp_path / "code-ran"
     torch.save({"step": 3, "payload": _RunsCode(marker)}, latest_checkpoint(run_dir) / "train_state.pt")
-    assert main(_argv(run_dir, "model.objective=mae", *RUN)) == 2
+    assert main(argv(run_dir, "model.objective=mae", *RUN)) == 2
     assert "refused to load" in capsys.readouterr().err
     assert not marker.exists()
 
 
-def test_divergence_exits_3_naming_the_step_and_the_term(tmp_path, capsys, monkeypatch):
+def test_a_train_state_not_written_by_the_trainer_exits_2_naming_what_it_lacks(
+    argv, finished, tmp_path, capsys
+):
+    _, source, _ = finished("mae")
+    run_dir = shutil.copytree(source, tmp_path / "run")
+    torch.save({"version": 1, "step": 3}, latest_checkpoint(run_dir) / "train_state.pt")
+    assert main(argv(run_dir, "model.objective=mae", *RUN)) == 2
+    error = capsys.readouterr().err
+    assert "the training state lacks position, optimizer, rng, best" in error and "step_00000003" in error
+
+
+@pytest.mark.parametrize(
+    "split, setting", [("train", "data.world.size=8"), ("eval", "data.world.eval_size=8")]
+)
+def test_a_split_smaller_than_a_global_batch_exits_2_before_training(argv, tmp_path, capsys, split, setting):
+    run_dir = tmp_path / "run"
+    assert main(argv(run_dir, "model.objective=mae", "train.steps=3", setting)) == 2
+    error = capsys.readouterr().err
+    assert f"the {split} split has 8 samples, fewer than one global micro-batch of 16" in error
+    assert not (run_dir / "metrics.jsonl").exists(), "refused before the first step, not at the first eval"
+
+
+def test_samples_of_an_eval_split_smaller_than_the_sample_grid(argv, tmp_path):
+    # Four eval images, fewer than the 8 columns of a sample PNG: the PNG shows the four.
+    settings = ["model.objective=mae", "train.batch_size=4", "data.world.eval_size=4"]
+    assert (
+        main(
+            argv(tmp_path / "run", *settings, "train.steps=1", "optim.warmup_steps=0", "train.sample_every=1")
+        )
+        == 0
+    )
+    assert (tmp_path / "run" / "samples" / "step_00000001.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_divergence_exits_3_naming_the_step_and_the_term(argv, tmp_path, capsys, monkeypatch):
     original = MUGObjective.forward
     calls = {"train": 0}
 
@@ -256,7 +272,7 @@ def test_divergence_exits_3_naming_the_step_and_the_term(tmp_path, capsys, monke
 
     monkeypatch.setattr(MUGObjective, "forward", forward)
     code = main(
-        _argv(
+        argv(
             tmp_path / "run",
             "model.objective=mug",
             "train.steps=5",
@@ -268,6 +284,55 @@ def test_divergence_exits_3_naming_the_step_and_the_term(tmp_path, capsys, monke
     assert code == 3
     error = capsys.readouterr().err
     assert "diverged at step 2: loss_caption is nan" in error and "step_00000002" in error
+
+
+# -- resuming a named checkpoint ---------------------------------------------------------------------
+
+
+def test_a_named_checkpoint_resumes_into_a_new_folder_with_its_own_config(finished, tmp_path, capsys):
+    _, source, config = finished("mae")
+    middle = source / "checkpoints" / "step_00000002"
+    assert main(["train", "--out", str(tmp_path / "new"), "--resume", str(middle), "--no-progress"]) == 0
+    assert load_config(tmp_path / "new" / "config.yaml") == config
+    expected = safetensors.torch.load_file(source / "checkpoints" / "step_00000003" / "model.safetensors")
+    actual = safetensors.torch.load_file(
+        tmp_path / "new" / "checkpoints" / "step_00000003" / "model.safetensors"
+    )
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
+def test_a_named_checkpoint_resumes_with_other_optimiser_settings_but_not_another_model(
+    finished, tmp_path, capsys
+):
+    _, source, config = finished("mae")
+    middle = str(source / "checkpoints" / "step_00000002")
+    options = [
+        "--resume",
+        middle,
+        "--no-progress",
+        "--set",
+        "optim.lr=5e-4",
+        "--set",
+        "optim.weight_decay=0.2",
+    ]
+    assert main(["train", "--out", str(tmp_path / "lower"), *options]) == 0
+    run_dir = tmp_path / "lower"
+    assert load_config(run_dir / "config.yaml").optim.lr == 5e-4
+    (record,) = read_metrics(run_dir / "metrics.jsonl", kind="train")
+    assert record["step"] == 3 and record["lr"] == learning_rate(2, 3, 5e-4, 1, config.optim.min_lr)
+    groups = load_train_state(run_dir / "checkpoints" / "step_00000003")["optimizer"]["param_groups"]
+    assert [group["weight_decay"] for group in groups] == [0.2, 0.0], "the config's, not the checkpoint's"
+
+    capsys.readouterr()
+    assert (
+        main(["train", "--out", str(tmp_path / "deeper"), "--resume", middle, "--set", "model.depth=3"]) == 2
+    )
+    error = capsys.readouterr().err
+    assert (
+        "differs from the checkpoint" in error
+        and "model.depth" in error
+        and "Only optim.*, train.steps" in error
+    )
 
 
 # -- a real kill -------------------------------------------------------------------------------------
@@ -310,7 +375,7 @@ def _kill_after_a_checkpoint(process, run_dir, timeout=240.0) -> int:
     pytest.fail(f"the run ended (code {ended}) or stalled before it could be killed mid-way")
 
 
-def test_a_killed_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path):
+def test_a_killed_run_resumes_to_the_uninterrupted_result_bit_for_bit(argv, tmp_path):
     steps = 12
     settings = [
         "model.objective=mug",
@@ -320,9 +385,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path):
         "train.sample_every=0",
         "train.keep_checkpoints=2",
     ]
-    assert main(_argv(tmp_path / "whole", *settings)) == 0
+    assert main(argv(tmp_path / "whole", *settings)) == 0
 
-    command = [sys.executable, "-m", "infomug", *_argv(tmp_path / "killed", *settings)]
+    command = [sys.executable, "-m", "infomug", *argv(tmp_path / "killed", *settings)]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same single thread as this process
     with open(tmp_path / "killed.log", "w") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
@@ -354,10 +419,10 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result_bit_for_bit(tmp_path):
         assert (a["loss_pixel"], a["loss_caption"]) == (b["loss_pixel"], b["loss_caption"]), a["step"]
 
 
-def test_a_run_stopped_before_its_first_checkpoint_restarts_with_its_own_config(tmp_path, monkeypatch):
+def test_a_run_stopped_before_its_first_checkpoint_restarts_with_its_own_config(tiny, tmp_path, monkeypatch):
     # What a kill during the first steps leaves: config.yaml (and metrics) but no checkpoint. Rerunning
     # `infomug train --out RUN` must train that config again, not the defaults (and not overwrite it).
-    config = load_config(None, [*TINY, "model.objective=mae", "train.steps=2", "train.eval_every=0"])
+    config = load_config(None, [*tiny, "model.objective=mae", "train.steps=2", "train.eval_every=0"])
     save_config(config, tmp_path / "run" / "config.yaml")
     original = trainer_module.build_dataset
 

@@ -21,42 +21,16 @@ from infomug.train import (
 from infomug.train import tokenizer as run_tokenizer_module
 from infomug.train.rng import derive_seed, seed_everything
 
-# A model and world small enough for a step in tens of milliseconds: 16x16 images, 16 patches, width 64.
-TINY = [
-    "model.img_size=16",
-    "data.image_size=16",
-    "data.world.image_size=16",
-    "model.depth=2",
-    "model.embed_dim=64",
-    "model.num_heads=2",
-    "model.decoder_width=32",
-    "model.decoder_depth=1",
-    "model.caption_width=32",
-    "model.text_width=32",
-    "model.text_depth=1",
-    "model.projection_dim=32",
-    "data.world.size=512",
-    "data.world.eval_size=64",
-    "tokenizer.train_captions=500",
-    "train.batch_size=16",
-    "train.eval_batches=1",
-    "train.log_every=1",
-    "train.sample_every=0",
-    "optim.warmup_steps=1",
-]
 
+@pytest.fixture
+def make_config(tiny_run):
+    """``make_config(*overrides)``: the tiny run's config with one eval batch, no samples, and the
+    overrides."""
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices gain nothing from a second thread, and on a busy machine waiting for it costs ~10x.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    def make(*overrides: str):
+        return load_config(None, [*tiny_run, "train.eval_batches=1", "train.sample_every=0", *overrides])
 
-
-def _config(*overrides: str):
-    return load_config(None, [*TINY, *overrides])
+    return make
 
 
 def _weights(checkpoint) -> dict[str, torch.Tensor]:
@@ -89,9 +63,9 @@ def _losses(records):
     ids=["mae-accumulation", "mug"],
 )
 def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run_bit_for_bit(
-    tmp_path, monkeypatch, overrides
+    make_config, tmp_path, monkeypatch, overrides
 ):
-    config = _config(
+    config = make_config(
         *overrides,
         "train.steps=4",
         "train.checkpoint_every=2",
@@ -134,7 +108,7 @@ def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run_bit_for_bit(
         assert (resumed.checkpoint / "tokenizer.json").read_bytes() == tokenizer
 
 
-def test_gradient_clipping_logs_the_norm_before_clipping_and_bounds_the_update(tmp_path):
+def test_gradient_clipping_logs_the_norm_before_clipping_and_bounds_the_update(make_config, tmp_path):
     lr, clip, eps = 1e-3, 1e-9, 1e-8
     common = (
         "model.objective=mae",
@@ -145,12 +119,12 @@ def test_gradient_clipping_logs_the_norm_before_clipping_and_bounds_the_update(t
         f"optim.eps={eps}",
         "train.eval_every=0",
     )
-    config = _config(*common)
+    config = make_config(*common)
     seed_everything(derive_seed(config.train.seed, "init"))  # the trainer's initialisation
     initial = {k: v.detach().clone() for k, v in build_objective(config.model).state_dict().items()}
     changes, norms = {}, {}
     for name, extra in (("plain", ()), ("clipped", (f"optim.grad_clip_norm={clip}",))):
-        result = train(_config(*common, *extra), tmp_path / name, progress=False)
+        result = train(make_config(*common, *extra), tmp_path / name, progress=False)
         after = _weights(result.run_dir / "checkpoints" / "step_00000001")
         changes[name] = max(float((after[k] - initial[k]).abs().max()) for k in after)
         norms[name] = read_metrics(result.run_dir / "metrics.jsonl", kind="train")[0]["grad_norm"]
@@ -183,8 +157,10 @@ def _poison_from(monkeypatch, bad_step: int, propagate: bool):
 
 
 @pytest.mark.parametrize("propagate", [True, False], ids=["nan-total", "nan-term-only"])
-def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, propagate):
-    config = _config(
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    make_config, tmp_path, monkeypatch, propagate
+):
+    config = make_config(
         "model.objective=mug",
         "train.steps=6",
         "train.checkpoint_every=1",
@@ -208,8 +184,10 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
     assert records[-1] == {"kind": "event", "step": 3, "event": "diverged", "term": "loss_caption"}
 
 
-def test_without_a_checkpoint_the_error_says_none_was_written(tmp_path, monkeypatch):
-    config = _config("model.objective=mug", "train.steps=4", "train.checkpoint_every=0", "train.eval_every=0")
+def test_without_a_checkpoint_the_error_says_none_was_written(make_config, tmp_path, monkeypatch):
+    config = make_config(
+        "model.objective=mug", "train.steps=4", "train.checkpoint_every=0", "train.eval_every=0"
+    )
     _poison_from(monkeypatch, bad_step=1, propagate=True)
     with pytest.raises(TrainingDiverged, match="no checkpoint was written yet") as raised:
         train(config, tmp_path / "run", progress=False)
@@ -217,14 +195,60 @@ def test_without_a_checkpoint_the_error_says_none_was_written(tmp_path, monkeypa
     assert list_checkpoints(tmp_path / "run") == []
 
 
-def test_resume_refusals(tmp_path):
-    config = _config("model.objective=mae", "train.steps=2", "train.eval_every=0")
+def test_resume_refusals(make_config, tmp_path):
+    config = make_config("model.objective=mae", "train.steps=2", "train.eval_every=0")
     train(config, tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="already holds checkpoints"):
         train(config, tmp_path / "run", resume=False, progress=False)
-    changed = _config("model.objective=mae", "train.steps=2", "train.eval_every=0", "optim.lr=0.002")
+    changed = make_config("model.objective=mae", "train.steps=2", "train.eval_every=0", "optim.lr=0.002")
     with pytest.raises(ValueError, match=r"differs from the checkpoint .* in: optim\.lr\."):
         train(changed, tmp_path / "run", progress=False)
     # Resuming a finished run does nothing and reports the run as it stands.
     again = train(None, tmp_path / "run", progress=False)
     assert again.steps == 2 and again.resumed_from == 2 and again.config == config
+
+
+@pytest.mark.parametrize("precision, autocast", [("bf16", True), ("fp32", False)])
+def test_bf16_precision_runs_the_forward_passes_under_autocast(
+    make_config, tmp_path, monkeypatch, precision, autocast
+):
+    seen = []
+    original = MUGObjective.forward
+
+    def forward(self, batch, generator=None):
+        seen.append((self.training, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return original(self, batch, generator)
+
+    monkeypatch.setattr(MUGObjective, "forward", forward)
+    config = make_config(
+        "model.objective=mug", "train.steps=2", "train.eval_every=2", f"train.precision={precision}"
+    )
+    result = train(config, tmp_path / "run", progress=False)
+    assert math.isfinite(result.train_metrics["loss"]) and math.isfinite(result.eval_metrics["eval_loss"])
+    assert [training for training, _, _ in seen] == [True, True, False], "two steps, then one eval batch"
+    assert all(enabled == autocast for _, enabled, _ in seen)
+    if autocast:
+        assert all(dtype == torch.bfloat16 for _, _, dtype in seen)
+
+
+def test_clip_temperature_is_clamped_after_each_update(make_config, tmp_path):
+    # A temperature of 0.001 puts the logit scale at log(1000), above CLIP's ceiling of log(100); the
+    # forward pass clamps its copy (so no gradient moves it) and the trainer clamps the parameter.
+    config = make_config(
+        "model.objective=clip", "train.steps=2", "train.eval_every=0", "model.clip_initial_temperature=0.001"
+    )
+    result = train(config, tmp_path / "run", progress=False)
+    scale = _weights(result.checkpoint)["logit_scale"]
+    assert scale.item() == torch.tensor(math.log(100.0)).item()
+
+
+def test_a_batch_the_processes_cannot_split_is_refused_before_training(make_config, tmp_path, monkeypatch):
+    from infomug import dist
+
+    monkeypatch.setattr(dist, "world_size", lambda: 3)  # as under torchrun --nproc_per_node=3
+    config = make_config("model.objective=mae", "train.steps=2", "train.accumulation_steps=2")
+    with pytest.raises(
+        ValueError, match=r"batch_size 16 does not split into 3 process\(es\) x 2 accumulation"
+    ):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
