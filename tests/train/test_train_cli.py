@@ -17,6 +17,7 @@ import torch
 from infomug.cli import main
 from infomug.data import CaptionCollate, build_dataset, build_tokenizer
 from infomug.objectives import MUGObjective, build_objective
+from infomug.train import engine as engine_module
 from infomug.train import (
     latest_checkpoint,
     learning_rate,
@@ -28,7 +29,6 @@ from infomug.train import (
     read_metrics,
     save_config,
 )
-from infomug.train import trainer as trainer_module
 from infomug.train.loader import eval_batches
 from infomug.train.rng import derive_seed
 
@@ -424,13 +424,13 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_with_its_own_config(
     # `infomug train --out RUN` must train that config again, not the defaults (and not overwrite it).
     config = load_config(None, [*tiny, "model.objective=mae", "train.steps=2", "train.eval_every=0"])
     save_config(config, tmp_path / "run" / "config.yaml")
-    original = trainer_module.build_dataset
+    original = engine_module.build_dataset
 
     def build_dataset_checked(data_config, *args, **kwargs):
         assert data_config == config.data, "the run ignored its own config.yaml"
         return original(data_config, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "build_dataset", build_dataset_checked)
+    monkeypatch.setattr(engine_module, "build_dataset", build_dataset_checked)
     assert main(["train", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert load_config(tmp_path / "run" / "config.yaml") == config
     assert [path.name for path in list_checkpoints(tmp_path / "run")] == ["step_00000002"]
