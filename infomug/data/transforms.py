@@ -32,6 +32,16 @@ def _check_scale(scale: tuple[float, float]) -> None:
         raise ValueError(f"crop scale must satisfy 0 < low <= high <= 1, got {scale}")
 
 
+def _crop(image_size: int, scale: tuple[float, float]) -> v2.Transform:
+    if tuple(scale) == (1.0, 1.0):
+        # A crop of the whole area is the whole image, squashed to a square: the same as a resize, which
+        # draws no random numbers and costs less (the embedded world's default).
+        return v2.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return v2.RandomResizedCrop(
+        image_size, scale=scale, interpolation=InterpolationMode.BICUBIC, antialias=True
+    )
+
+
 def _to_float() -> list[v2.Transform]:
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
 
@@ -62,15 +72,7 @@ def pretrain_transform(
     """
     _check(image_size, mean, std)
     _check_scale(scale)
-    if tuple(scale) == (1.0, 1.0):
-        # A crop of the whole area is the whole image, squashed to a square: the same as a resize, which
-        # draws no random numbers and costs less (the embedded world's default).
-        resize = v2.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC, antialias=True)
-    else:
-        resize = v2.RandomResizedCrop(
-            image_size, scale=scale, interpolation=InterpolationMode.BICUBIC, antialias=True
-        )
-    steps = [*_to_float(), resize]
+    steps = [*_to_float(), _crop(image_size, scale)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose([*steps, v2.Normalize(list(mean), list(std)), v2.ToPureTensor()])
@@ -121,15 +123,7 @@ def two_view_transform(
     _check_scale(scale)
     if not 0.0 <= jitter <= 1.0:
         raise ValueError(f"jitter must be in [0, 1], got {jitter}")
-    if tuple(scale) == (1.0, 1.0):
-        # A crop of the whole area is the whole image, squashed to a square: the same as a resize, which
-        # draws no random numbers and costs less (the embedded world's default).
-        resize = v2.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC, antialias=True)
-    else:
-        resize = v2.RandomResizedCrop(
-            image_size, scale=scale, interpolation=InterpolationMode.BICUBIC, antialias=True
-        )
-    steps = [*_to_float(), resize]
+    steps = [*_to_float(), _crop(image_size, scale)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     if jitter > 0:
