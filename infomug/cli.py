@@ -247,7 +247,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from .train import TrainingDiverged, config_from_files, train
+    from .train import TrainingDiverged, config_from_files, latest_checkpoint, train
 
     # torchrun's environment, read here because the process group is created (and gone) inside train.
     rank, processes = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -270,6 +270,12 @@ def _run_train(args: argparse.Namespace) -> int:
         if rank == 0:  # every process stops at the same step, with the same message
             print(f"infomug train: {error}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        if rank == 0:
+            latest = latest_checkpoint(out)
+            kept = f"the latest checkpoint is {latest}" if latest else "no checkpoint was written yet"
+            print(f"\ninfomug train: interrupted; {kept}. Run the same command to resume.", file=sys.stderr)
+        return 130
     if rank == 0:
         losses = {k: round(v, 4) for k, v in result.train_metrics.items() if k.startswith("loss")}
         print(f"run folder: {result.run_dir}")

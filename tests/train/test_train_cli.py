@@ -434,3 +434,30 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_with_its_own_config(
     assert main(["train", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert load_config(tmp_path / "run" / "config.yaml") == config
     assert [path.name for path in list_checkpoints(tmp_path / "run")] == ["step_00000002"]
+
+
+def test_ctrl_c_exits_130_naming_the_checkpoint_to_resume_from(argv, tmp_path, capsys, monkeypatch):
+    original = MUGObjective.forward
+    calls = {"train": 0}
+
+    def forward(self, batch, generator=None):
+        if self.training:
+            calls["train"] += 1
+            if calls["train"] > 3:  # during optimizer step 3, after the checkpoint of step 2
+                raise KeyboardInterrupt
+        return original(self, batch, generator)
+
+    monkeypatch.setattr(MUGObjective, "forward", forward)
+    settings = ["model.objective=mug", "train.steps=5", "train.checkpoint_every=2", "train.sample_every=0"]
+    assert main(argv(tmp_path / "run", *settings)) == 130
+    error = capsys.readouterr().err
+    assert "interrupted" in error and "step_00000002" in error and "same command to resume" in error
+    monkeypatch.setattr(MUGObjective, "forward", original)
+    assert main(argv(tmp_path / "run", *settings)) == 0
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl", kind="train")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
