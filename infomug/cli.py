@@ -151,12 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--limit", type=int, default=1000, help="most samples to read (default 1000)")
     data.add_argument(
         "--set",
-        type=_parse_option,
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a data setting, e.g. image_root=imgs, csv_caption_key=caption,"
-        " world.irrelevant_caption_fraction=0.5 (repeatable)",
+        help="a data setting (as data.KEY of `infomug train`), e.g. image_root=imgs,"
+        " csv_caption_key=caption, world.irrelevant_caption_fraction=0.5 (repeatable)",
     )
     data.add_argument("--grid", type=Path, metavar="PNG", help="save the first 16 samples with captions here")
     data.add_argument("--json", type=Path, metavar="PATH", help="also write the survey as JSON here")
@@ -212,22 +211,19 @@ def _run_data(args: argparse.Namespace) -> int:
     # Imported here so that the estimator commands do not pay for the data stack.
     from .data import DataConfig, build_dataset
     from .data.survey import iter_samples, save_sample_grid, survey_dataset
+    from .train.config import apply_overrides
+    from .train.typed import build_dataclass
 
-    fields: dict[str, Any] = {"source": args.source, "path": args.path}
-    world: dict[str, Any] = {}
-    for key, value in args.set:
-        if key.startswith("world."):
-            world[key.removeprefix("world.")] = value
-        elif key in ("source", "path"):
-            raise ValueError(f"give {key} as a positional argument, not with --set")
-        else:
-            fields[key] = value
-    if world:
-        fields["world"] = world
+    for text in args.set:
+        if text.partition("=")[0] in ("source", "path"):
+            raise ValueError(f"give {text.partition('=')[0]} as a positional argument, not with --set")
+    values = apply_overrides({"source": args.source, "path": args.path}, args.set)
     try:
-        config = DataConfig(**fields)
-    except TypeError as error:
-        raise ValueError(f"unknown data setting: {error}") from error
+        config = build_dataclass(DataConfig, values)
+    except ValueError as error:
+        if str(error).startswith("unknown config key"):
+            raise ValueError(f"unknown data setting: {error}") from error
+        raise
     dataset = build_dataset(config, split=args.split, augmentation="eval")
     name = f"{args.source} {args.path}" if args.path else args.source
     survey = survey_dataset(dataset, f"{name} ({args.split})", limit=args.limit)

@@ -38,7 +38,6 @@ from infomug import __version__
 
 from .checkpoint_folders import (
     BEST,
-    CHECKPOINTS_DIR,
     LATEST,
     MODEL_FILE,
     TMP_MARKER,
@@ -49,6 +48,7 @@ from .checkpoint_folders import (
     prune,
     remove,
     resolve_checkpoint,
+    step_folder,
     write_pointer,
 )
 
@@ -154,10 +154,9 @@ def save_checkpoint(
     extras = _check_extra_files(extra_files or {})
 
     module = unwrap_model(model)
-    ckpt_dir = Path(run_dir) / CHECKPOINTS_DIR
+    final = step_folder(run_dir, step)
+    ckpt_dir, name = final.parent, final.name
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    name = f"step_{step:08d}"
-    final = ckpt_dir / name
     tmp = ckpt_dir / f"{name}{TMP_MARKER}{os.getpid()}"
     remove(tmp)
     tmp.mkdir()

@@ -34,6 +34,11 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, corrupt, of another format, or does not fit the model."""
 
 
+def step_folder(run_dir: str | Path, step: int) -> Path:
+    """``RUN/checkpoints/step_{step:08d}``, the folder a checkpoint of ``step`` is (or will be) saved in."""
+    return Path(run_dir) / CHECKPOINTS_DIR / f"step_{step:08d}"
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete step folders (both files present) of a run or ``checkpoints/`` folder, by step ascending.
 

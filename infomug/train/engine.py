@@ -32,7 +32,7 @@ from infomug.objectives import build_objective
 from infomug.objectives.clip import MAX_LOGIT_SCALE
 
 from .checkpoint import load_model_weights, load_train_state, save_checkpoint
-from .checkpoint_folders import CheckpointError, best_checkpoint
+from .checkpoint_folders import CheckpointError, best_checkpoint, step_folder
 from .config import RunConfig, config_to_dict, save_config
 from .distributed import barrier, mean_across_processes
 from .loader import TrainBatches, eval_batches, first_samples
@@ -279,8 +279,11 @@ class TrainingRun:
             batch = {**batch, "mask_noise": self._mask_noise(step, micro, kind)}
         return _to_device(batch, self.device)
 
-    def _train_step(self, totals: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """One optimizer step; returns (seconds spent waiting for data, gradient norm)."""
+    def _train_step(self) -> tuple[float, float, dict[str, float]]:
+        """One optimizer step; returns (seconds spent waiting for data, gradient norm, loss terms).
+
+        The loss terms (nats) are averaged over the accumulated micro-batches and over processes.
+        """
         accumulation = self.config.train.accumulation_steps
         waited = 0.0
         terms: dict[str, torch.Tensor] = {}
@@ -309,8 +312,8 @@ class TrainingRun:
             torch.distributed.all_reduce(values)
             values /= dist.world_size()
         host = torch.cat([norm.detach().float().reshape(1), values]).tolist()  # one sync per step
-        norm_value = host[0]
-        bad = [(name, value) for name, value in zip(names, host[1:], strict=True) if not math.isfinite(value)]
+        norm_value, averaged = host[0], dict(zip(names, host[1:], strict=True))
+        bad = [(name, value) for name, value in averaged.items() if not math.isfinite(value)]
         if bad or not math.isfinite(norm_value):
             # Name the term that went bad rather than the total it spoiled.
             bad = [item for item in bad if item[0] != "loss"] or bad
@@ -324,9 +327,7 @@ class TrainingRun:
             # OpenCLIP clamps the learned temperature after each update: logits scaled by at most 100.
             with torch.no_grad():
                 self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-        for name, value in terms.items():
-            totals[name] = totals.get(name, 0.0) + value
-        return waited, norm_value
+        return waited, norm_value, averaged
 
     # -- evaluation, samples, checkpoints -----------------------------------------------------------
 
@@ -421,7 +422,7 @@ class TrainingRun:
             )
         barrier()
         if not self.main:
-            self.last_checkpoint = self.run_dir / "checkpoints" / f"step_{self.step:08d}"
+            self.last_checkpoint = step_folder(self.run_dir, self.step)
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -432,7 +433,7 @@ class TrainingRun:
         bar = tqdm(
             total=total, initial=self.step, disable=not (self.main and show), desc="train", unit="step"
         )
-        totals: dict[str, torch.Tensor] = {}
+        totals: dict[str, float] = {}
         waited, norms, interval_steps, tick = 0.0, 0.0, 0, time.perf_counter()
         train_record: dict[str, Any] = {}
         evaluation: dict[str, Any] | None = None
@@ -446,7 +447,9 @@ class TrainingRun:
                 self.config.optim.min_lr,
             )
             set_learning_rate(self.optimizer, lr)
-            step_waited, norm = self._train_step(totals)
+            step_waited, norm, terms = self._train_step()
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + value
             waited += step_waited
             norms += norm
             interval_steps += 1
@@ -455,8 +458,7 @@ class TrainingRun:
             last = self.step == total
             if self.step % settings.log_every == 0 or last:
                 elapsed = time.perf_counter() - tick
-                means = {name: float(value) / interval_steps for name, value in totals.items()}
-                means = mean_across_processes(means, self.device)
+                means = {name: value / interval_steps for name, value in totals.items()}
                 train_record = {
                     "kind": "train",
                     "step": self.step,
