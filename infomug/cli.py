@@ -1,10 +1,11 @@
 """The ``infomug`` command line: a thin argparse shell over the library.
 
 Subcommands today: ``train`` (pre-train an encoder with MAE, MUG, CLIP or SimCLR into a run folder;
-resumable; the same command under ``torchrun``), ``mi`` (mutual information between two saved arrays),
-``entropy`` (of one), ``channel`` (I(X; f(X) + sigma Z) of saved features of a deterministic encoder) and
-``data`` (survey a dataset: usable and bad samples, captions, the embedded world's factor entropies, a
-grid of samples).
+resumable; the same command under ``torchrun``), ``measure`` (per layer of one or more checkpoints:
+what the features know of input, labels and captions, and how they transfer), ``mi`` (mutual
+information between two saved arrays), ``entropy`` (of one), ``channel`` (I(X; f(X) + sigma Z) of saved
+features of a deterministic encoder) and ``data`` (survey a dataset: usable and bad samples, captions,
+the embedded world's factor entropies, a grid of samples).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from estimators.api import ENTROPY_METHODS, MI_METHOD_HELP, MI_METHODS
 
 from . import __version__
 from .arrays import load_array
+from .measure.command import add_measure_parser, run_measure
 
 ARRAYS_HELP = (
     "Arrays: PATH.npy, PATH.npz[:KEY], PATH.csv|.tsv|.txt[:COL,COL,...] (columns by header name or"
@@ -159,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--grid", type=Path, metavar="PNG", help="save the first 16 samples with captions here")
     data.add_argument("--json", type=Path, metavar="PATH", help="also write the survey as JSON here")
+    add_measure_parser(commands)
     return parser
 
 
@@ -293,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_data(args)
         if args.command == "train":
             return _run_train(args)
+        if args.command == "measure":
+            return run_measure(args)
         results = COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"infomug {args.command}: error: {error}", file=sys.stderr)

@@ -43,7 +43,12 @@ from .world_captions import (
     draw_mentions,
     write_caption,
 )
-from .world_information import caption_content_entropy, caption_information, caption_information_total
+from .world_information import (
+    caption_content_entropy,
+    caption_entropy,
+    caption_information,
+    caption_information_total,
+)
 from .world_render import Renderer
 
 logger = logging.getLogger(__name__)
@@ -354,6 +359,21 @@ class ShapesWorld(Dataset):
         """
         cfg = self.config
         return caption_content_entropy(
+            cfg.max_objects,
+            cfg.second_object_probability,
+            cfg.partial_caption_fraction,
+            cfg.mention_probabilities,
+        )
+
+    def caption_entropy(self) -> float:
+        """Exact entropy of the caption string in nats, wording included (see `world_information`).
+
+        This is the H(caption) a Barber-Agakov bound on I(T; caption) needs: a caption decoder's mean
+        cross-entropy per caption (nats, summed over its tokens) subtracted from it lower-bounds the
+        information. Caption noise does not change it (a decoy's caption has the same law).
+        """
+        cfg = self.config
+        return caption_entropy(
             cfg.max_objects,
             cfg.second_object_probability,
             cfg.partial_caption_fraction,

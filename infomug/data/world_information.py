@@ -19,6 +19,9 @@ I(caption; f) = P(f in M) I_eps(p_f). The second object's labels are never capti
 caption through their ``"none"`` class (num_objects = 1), and through nothing else, so
 I(caption; shape_2) = I(caption; num_objects), and likewise for ``colour_2``, ``size_bin_2``,
 ``position_bin_2``.
+
+The caption *string* adds wording to the content: `caption_entropy` is H(content) plus the entropy of
+the wording given the content, counting only wordings that give distinct strings.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ import math
 import numpy as np
 from scipy.special import xlogy
 
-from .world_captions import CAPTION_FACTORS, CAPTION_LABELS, active_factors
+from .world_captions import (
+    CAPTION_FACTORS,
+    CAPTION_LABELS,
+    GENERIC_NOUNS,
+    NUM_TEMPLATES,
+    WORDS,
+    active_factors,
+)
 
 SECOND_OBJECT_LABELS = ("shape_2", "colour_2", "size_bin_2", "position_bin_2")
 
@@ -189,4 +199,65 @@ def caption_content_entropy(
     for factor in active_factors(max_objects):
         share = mention_probability(factor, probabilities, partial_fraction, max_objects)
         entropy += share * float(-xlogy(pmfs[factor], pmfs[factor]).sum())
+    return entropy
+
+
+# write_caption's templates 1 (comma list) and 4 (semicolon tags) both write just the noun when a caption
+# mentions nothing or only the shape ("circle", "thing"); for every other mention set the five templates
+# give five disjoint sets of strings (0 starts with an article, 3 with "a photo of", 2 with "there is",
+# 1 always names a noun and never writes ";", 4 writes ";" or no noun).
+_MERGED_TEMPLATES = (1, 4)
+_MERGING_MENTION_SETS = (frozenset(), frozenset({"shape"}))
+
+
+def _wording_entropy(mentioned: frozenset[str]) -> float:
+    """H(template class) + P(generic noun used) log |nouns|, given the mention set (synonyms apart)."""
+    templates = np.full(NUM_TEMPLATES, 1 / NUM_TEMPLATES)
+    if mentioned in _MERGING_MENTION_SETS:
+        first, second = _MERGED_TEMPLATES
+        templates[first] += templates[second]
+        templates = np.delete(templates, second)
+    entropy = float(-xlogy(templates, templates).sum())
+    if "shape" not in mentioned:
+        # The generic noun stands in for the shape in templates 0-3, and in template 4 only when it has no
+        # tag to write. Within one template class distinct nouns give distinct strings.
+        uses_noun = 1.0 if not mentioned else (NUM_TEMPLATES - 1) / NUM_TEMPLATES
+        entropy += uses_noun * math.log(len(GENERIC_NOUNS))
+    return entropy
+
+
+def caption_entropy(
+    max_objects: int,
+    second_object_probability: float,
+    partial_fraction: float,
+    probabilities: dict[str, float],
+) -> float:
+    """H(caption string) in nats: H(content) + E[H(string | content)].
+
+    The string determines its content (`world_captions.parse_caption` reads it back), so H(string) =
+    H(content) + H(string | content). Given the content, the wording is drawn independently: a uniform
+    template out of five, a uniform synonym for each mentioned word, a uniform generic noun when the shape
+    is not mentioned. Wordings that write the same string are counted once (templates 1 and 4 coincide
+    when nothing or only the shape is mentioned). Caption noise leaves this unchanged: a decoy's caption
+    has the same law as the sample's own. This is the H(caption) a Barber-Agakov bound
+    I(T; caption) >= H(caption) - E[-log q(caption | T)] needs.
+
+    Args:
+        max_objects: 1 or 2 (``num_objects`` can be mentioned only with 2).
+        second_object_probability: P(two objects) when ``max_objects == 2``.
+        partial_fraction: probability that a caption mentions exactly one factor.
+        probabilities: clean-caption mention probability of every caption factor.
+
+    Returns:
+        The entropy in nats.
+    """
+    pmfs = caption_factor_pmfs(max_objects, second_object_probability)
+    entropy = caption_content_entropy(max_objects, second_object_probability, partial_fraction, probabilities)
+    for subset, (clean, partial) in mention_distribution(probabilities, max_objects).items():
+        weight = (1 - partial_fraction) * clean + partial_fraction * partial
+        entropy += weight * _wording_entropy(subset)
+    for factor in active_factors(max_objects):
+        share = mention_probability(factor, probabilities, partial_fraction, max_objects)
+        synonyms = np.array([len(words) for words in WORDS[factor]], dtype=np.float64)
+        entropy += share * float((pmfs[factor] * np.log(synonyms)).sum())
     return entropy

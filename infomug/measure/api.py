@@ -1,0 +1,399 @@
+"""`measure`: extract features of one or more models on the same data, measure every layer, write a report.
+
+    from infomug.measure import measure
+    report = measure("runs/mug", out="runs/mug/measure")              # a checkpoint, the data it trained on
+    report = measure(["runs/mae", "runs/mug"], "world", layers="last")  # side by side
+    report = measure(my_module, "world", layers=["blocks.3"])          # any nn.Module, through hooks
+
+Under ``torchrun`` every process extracts its share of the images and receives all features; the main
+process alone estimates and writes (the others return None): estimators never run per shard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from infomug import __version__, dist
+from infomug.data import DataConfig, ShapesWorld, build_dataset
+from infomug.train.config import apply_overrides
+from infomug.train.typed import build_dataclass
+
+from .anchors import oracle_features
+from .budget import Budget, get_budget
+from .decoders import caption_cross_entropy, caption_decoder_bound
+from .extract import Features, extract_features
+from .layer import measure_layer
+from .pixel_decoder import pixel_decoder_bound
+from .report_files import write_report
+from .results import LayerResult, ModelResult, Report
+from .sources import LoadedModel, data_config_of, from_module, load_model, random_init_like
+
+logger = logging.getLogger(__name__)
+
+ModelSpec = LoadedModel | nn.Module | str | Path
+ORACLE = "oracle (labels one-hot)"
+
+
+@dataclass
+class EvalData:
+    """The eval data every model is measured on, and what it knows of itself."""
+
+    config: DataConfig
+    split: str
+    dataset: Any
+    key: str
+    exact_entropies: dict[str, float] | None
+    caption_entropy: float | None
+    caption_information_total: float | None
+
+
+def resolve_models(models: ModelSpec | Sequence[ModelSpec], device: str | torch.device) -> list[LoadedModel]:
+    """`LoadedModel`s for checkpoints (paths), ``"timm:NAME[:WEIGHTS]"`` strings and modules, uniquely named.
+
+    Raises:
+        ValueError: for no model, or a model that cannot be loaded (see `load_model`).
+        FileNotFoundError: for a checkpoint path that does not exist.
+    """
+    specs = [models] if isinstance(models, (LoadedModel, nn.Module, str, Path)) else list(models)
+    if not specs:
+        raise ValueError("give at least one model to measure")
+    loaded = []
+    for spec in specs:
+        if isinstance(spec, LoadedModel):
+            loaded.append(spec)
+        elif isinstance(spec, nn.Module):
+            loaded.append(from_module(spec, device=device))
+        else:
+            loaded.append(load_model(str(spec), device=device))
+    seen: dict[str, int] = {}
+    for model in loaded:
+        count = seen.get(model.name, 0)
+        seen[model.name] = count + 1
+        if count:
+            model.name = f"{model.name} ({count + 1})"
+    return loaded
+
+
+def resolve_data(
+    data: DataConfig | str | None,
+    models: Sequence[LoadedModel],
+    overrides: Sequence[str] = (),
+    split: str = "eval",
+) -> EvalData:
+    """The eval data: ``data`` if a `DataConfig`; else the first checkpoint's data config, its ``source``
+    replaced by ``data`` when that names another source; else the embedded world. ``overrides`` are dotted
+    data settings (``world.eval_size=20000``).
+
+    Raises:
+        ValueError: for an unknown source or setting, or a user source without ``eval_path``.
+    """
+    if isinstance(data, DataConfig):
+        values: dict[str, Any] = _plain(data)
+    else:
+        trained_on = next((c for c in (data_config_of(m) for m in models) if c is not None), None)
+        values = _plain(trained_on) if trained_on is not None else {}
+        if isinstance(data, str) and values.get("source", "world") != data:
+            image_size = values.get("image_size")
+            values = {"source": data} if image_size is None else {"source": data, "image_size": image_size}
+    values = apply_overrides(values, list(overrides))
+    config = build_dataclass(DataConfig, values)
+    dataset = build_dataset(config, split=split, augmentation="eval")
+    key = json.dumps({"data": _plain(config), "split": split}, sort_keys=True, default=str)
+    exact = getattr(dataset, "factor_entropies", None)
+    world = isinstance(dataset, ShapesWorld)
+    return EvalData(
+        config=config,
+        split=split,
+        dataset=dataset,
+        key=key,
+        exact_entropies=exact() if callable(exact) else None,
+        caption_entropy=dataset.caption_entropy() if world else None,
+        caption_information_total=dataset.caption_information_total() if world else None,
+    )
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(config), default=list))
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced a report."""
+    import timm
+
+    return {
+        "infomug": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def plug_in_entropies(labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Plug-in entropy in nats of every discrete label with at least two classes."""
+    out = {}
+    for name, values in labels.items():
+        if not np.issubdtype(values.dtype, np.integer):
+            continue
+        _, counts = np.unique(values, return_counts=True)
+        if counts.size >= 2:
+            p = counts / counts.sum()
+            out[name] = float(-(p * np.log(p)).sum())
+    return out
+
+
+def measure(
+    models: ModelSpec | Sequence[ModelSpec],
+    data: DataConfig | str | None = None,
+    *,
+    layers: str | Sequence[int] | Sequence[str] | None = "all",
+    pool: str = "token",
+    budget: str | Budget = "quick",
+    split: str = "eval",
+    data_overrides: Sequence[str] = (),
+    anchors: bool = False,
+    out: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+) -> Report | None:
+    """Measure how much each layer of each model knows, and how well it transfers.
+
+    Per layer: I(T; label) for every discrete label (two lower bounds), I(X; T + sigma Z) at the budget's
+    noise levels, H(T), effective rank, I(T; caption) (InfoNCE), linear-probe and k-NN accuracy. Per
+    checkpoint: the Barber-Agakov bounds of its own caption decoder (MUG) and pixel decoder (MAE, MUG).
+
+    Args:
+        models: One or several checkpoints (run folder, step folder, ``model.safetensors``),
+            ``"timm:NAME[:WEIGHTS]"`` strings, `nn.Module`s or `LoadedModel`s.
+        data: A `DataConfig`, a source name (``"world"``, ``"digits"``, ...), or None for the data the
+            first checkpoint trained on (the embedded world for foreign models).
+        layers: ``"all"``, ``"last"``, block indices (``"0,3,5"`` or a list), or module names to hook.
+        pool: ``"token"`` (class token) or ``"avg"`` (mean of patch tokens).
+        budget: ``"quick"`` (default), ``"full"``, or a `Budget`.
+        split: Which split to measure on (``"eval"`` by default).
+        data_overrides: Dotted data settings applied on top, e.g. ``("world.eval_size=20000",)``.
+        anchors: Also measure the sanity anchors: an oracle whose features are the labels one-hot (it
+            should reach H(label)) and a random-init copy of the first model (it should know far less).
+        out: Report folder (``measure.json``, ``measure.md``, plots, ``features/`` cache); None = no files.
+        cache_dir: Feature cache (default ``out/features``; none without ``out``).
+        device: Where the models run (``"cpu"``, ``"cuda"``, ``"auto"``).
+        progress: Progress bars (default: when stderr is a terminal).
+
+    Returns:
+        The `Report` (also written to ``out``); None on processes other than the main one under torchrun.
+
+    Raises:
+        ValueError: for bad models, data, layers, pool or budget, or features that are not finite.
+        FileNotFoundError: for a missing checkpoint or data file.
+    """
+    start = time.perf_counter()
+    budget = get_budget(budget) if isinstance(budget, str) else budget
+    device = _device(device)
+    loaded = resolve_models(models, device)
+    if anchors:
+        loaded.append(random_init_like(loaded[0], seed=budget.seed))
+    eval_data = resolve_data(data, loaded, data_overrides, split)
+    out = Path(out) if out is not None else None
+    cache = Path(cache_dir) if cache_dir is not None else (out / "features" if out is not None else None)
+    count = _image_count(eval_data.dataset, budget.images)
+    extracted = []
+    for model in loaded:
+        logger.info("extracting %s: %d images", model.name, count)
+        features = extract_features(
+            model,
+            eval_data.dataset,
+            layers=layers,
+            pool=pool,
+            n=count,
+            batch_size=budget.batch_size,
+            device=device,
+            cache_dir=cache,
+            data_key=eval_data.key,
+            progress=progress,
+        )
+        extracted.append(features)
+    if not dist.is_main_process():
+        return None
+    entropies = eval_data.exact_entropies or plug_in_entropies(extracted[0].labels)
+    results = [
+        _measure_model(model, features, eval_data, budget, device, progress)
+        for model, features in zip(loaded, extracted, strict=True)
+    ]
+    if anchors:
+        results.append(_measure_oracle(extracted[0], eval_data, budget, progress))
+    measured = sorted({label for r in results for layer in r.layers for label in layer.label_information})
+    report = Report(
+        models=results,
+        data={
+            "source": eval_data.config.source,
+            "split": split,
+            "images": count,
+            "pool": pool,
+            "layers": layers if isinstance(layers, (str, type(None))) else list(layers),
+            "config": _plain(eval_data.config),
+        },
+        label_entropies={name: entropies[name] for name in measured if name in entropies},
+        label_entropies_exact=eval_data.exact_entropies is not None,
+        caption_information_total=eval_data.caption_information_total,
+        settings={**budget.to_dict(), "device": str(device)},
+        versions=versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds={"total": time.perf_counter() - start},
+    )
+    if out is not None:
+        write_report(report, out)
+    return report
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _image_count(dataset: Any, wanted: int) -> int:
+    try:
+        size = len(dataset)
+    except TypeError:  # a stream: extraction stops at its end or at `wanted`
+        return wanted
+    if size < 20:
+        raise ValueError(f"the eval split has {size} images; measuring needs at least 20")
+    return min(size, wanted)
+
+
+def _measure_layers(
+    features: Features,
+    eval_data: EvalData,
+    budget: Budget,
+    progress: bool | None,
+    notes: list[str],
+) -> list[LayerResult]:
+    names = list(features.layers)
+    caption_layers = names if budget.caption_layers == "all" else names[-1:]
+    results = []
+    for name in names:
+        result, layer_notes = measure_layer(
+            name,
+            features.layers[name],
+            features.labels,
+            budget,
+            entropies=eval_data.exact_entropies,
+            captions=features.captions,
+            caption_information=name in caption_layers,
+            progress=progress,
+        )
+        results.append(result)
+        notes += [note for note in layer_notes if note not in notes]
+    return results
+
+
+def _measure_model(
+    model: LoadedModel,
+    features: Features,
+    eval_data: EvalData,
+    budget: Budget,
+    device: torch.device,
+    progress: bool | None,
+) -> ModelResult:
+    notes: list[str] = []
+    if features.from_cache:
+        notes.append("features read from the cache (no extraction)")
+    logger.info("measuring %s: %d layers", model.name, len(features.layers))
+    result = ModelResult(
+        name=model.name,
+        source=model.source,
+        objective=model.objective_name,
+        step=model.step,
+        fingerprint=model.fingerprint,
+        layers=_measure_layers(features, eval_data, budget, progress, notes),
+        seconds={"extraction": features.seconds},
+        notes=notes,
+    )
+    _decoder_bounds(model, eval_data, budget, device, progress, result)
+    return result
+
+
+def _decoder_bounds(
+    model: LoadedModel,
+    eval_data: EvalData,
+    budget: Budget,
+    device: torch.device,
+    progress: bool | None,
+    result: ModelResult,
+) -> None:
+    if model.objective_name not in ("mae", "mug") or model.objective is None:
+        return
+    if not hasattr(eval_data.dataset, "__len__"):
+        result.notes.append("decoder bounds skipped: they need a map-style eval split (not a stream)")
+        return
+    n = min(budget.decoder_samples, len(eval_data.dataset))
+    start = time.perf_counter()
+    options = dict(n=n, batch_size=budget.batch_size, device=device, seed=budget.seed, progress=progress)
+    bound = pixel_decoder_bound(model.objective, eval_data.dataset, **options)
+    result.decoder_bounds["pixel_decoder"] = bound
+    if model.objective_name == "mug":
+        if model.tokenizer is None:
+            result.notes.append("caption decoder bound skipped: the checkpoint has no tokenizer")
+        elif eval_data.caption_entropy is None:
+            nll = caption_cross_entropy(model.objective, eval_data.dataset, model.tokenizer, **options)
+            result.notes.append(
+                f"caption decoder: cross-entropy {float(np.mean(nll)):.3f} nats per caption on {n} captions;"
+                " no Barber-Agakov bound since H(caption) of this data is unknown"
+            )
+        else:
+            result.decoder_bounds["caption_decoder"] = caption_decoder_bound(
+                model.objective,
+                eval_data.dataset,
+                model.tokenizer,
+                caption_entropy=eval_data.caption_entropy,
+                **options,
+            )
+    result.seconds["decoders"] = time.perf_counter() - start
+
+
+def _measure_oracle(
+    features: Features, eval_data: EvalData, budget: Budget, progress: bool | None
+) -> ModelResult:
+    names = [
+        name
+        for name, values in features.labels.items()
+        if np.issubdtype(values.dtype, np.integer) and np.unique(values).size >= 2
+    ]
+    oracle = Features(
+        layers={"labels_one_hot": oracle_features(features.labels, names)},
+        labels=features.labels,
+        captions=features.captions,
+        indices=features.indices,
+        seconds=0.0,
+        from_cache=False,
+    )
+    notes = [
+        f"sanity anchor: features are the one-hot labels {', '.join(names)};"
+        " I(T; label) should reach H(label)"
+    ]
+    layers = _measure_layers(oracle, eval_data, budget, progress, notes)
+    return ModelResult(
+        name=ORACLE,
+        source="anchor",
+        objective=None,
+        step=None,
+        fingerprint="oracle",
+        layers=layers,
+        notes=notes,
+    )

@@ -1,0 +1,192 @@
+"""``infomug measure``: the argparse shell over `infomug.measure.measure`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+BUDGET_SETTINGS_HELP = (
+    "a budget setting, e.g. images=2000, channel_sigmas=0.1,1.0, caption_layers=all, uncertainty=false"
+    " (repeatable; see infomug.measure.Budget)"
+)
+
+
+def add_measure_parser(commands: argparse._SubParsersAction) -> None:
+    """Add the ``measure`` subcommand to ``commands``."""
+    parser = commands.add_parser(
+        "measure",
+        help="how much each layer of an encoder knows, and how well it transfers",
+        description="Extract features of each layer of one or more checkpoints on the same eval data and"
+        " report I(T; label), I(X; T_sigma), H(T), effective rank, I(T; caption), the decoders' bounds and"
+        " linear-probe / k-NN accuracy, every number with its estimator, settings and uncertainty."
+        " Writes measure.json, measure.md and plots into --out.",
+    )
+    parser.add_argument(
+        "--ckpt",
+        action="append",
+        default=[],
+        metavar="CKPT",
+        help="a run folder, step folder or model.safetensors (repeatable: side by side)",
+    )
+    parser.add_argument(
+        "--timm",
+        action="append",
+        default=[],
+        metavar="NAME[:WEIGHTS]",
+        help="a timm model by name, with weights from a .safetensors/.pt file (nothing is downloaded)",
+    )
+    parser.add_argument(
+        "--data",
+        help="eval data source (world, digits, webdataset, csv, coco, imagefolder); default: the data the"
+        " first checkpoint trained on",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a data setting as data.KEY of `infomug train`, e.g. eval_path=val.csv or world.eval_size=20000",
+    )
+    parser.add_argument("--split", default="eval", choices=("train", "eval"), help="split to measure on")
+    parser.add_argument(
+        "--layers",
+        default="all",
+        help="all | last | block indices 0,3,5 | module names to hook (default all)",
+    )
+    parser.add_argument("--pool", default="token", choices=("token", "avg"), help="class token or patch mean")
+    parser.add_argument("--budget", default="quick", choices=("quick", "full"), help="time vs accuracy")
+    parser.add_argument("--images", type=int, help="eval images to use (default: the budget's, 10,000)")
+    parser.add_argument(
+        "--budget-set", action="append", default=[], metavar="KEY=VALUE", help=BUDGET_SETTINGS_HELP
+    )
+    parser.add_argument(
+        "--anchors",
+        action="store_true",
+        help="also measure the sanity anchors: labels one-hot (reaches H(label)) and a random-init copy",
+    )
+    parser.add_argument("--out", type=Path, metavar="REPORT", help="report folder (default: RUN/measure)")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help="feature cache (default: REPORT/features)")
+    parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds splits, noise, masks and critics")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _budget_overrides(args: argparse.Namespace) -> dict:
+    from infomug.measure.budget import Budget
+
+    overrides: dict = {"seed": args.seed}
+    if args.images is not None:
+        overrides["images"] = args.images
+    fields = Budget.__dataclass_fields__
+    for text in args.budget_set:
+        key, separator, raw = text.partition("=")
+        if not separator or key not in fields:
+            raise ValueError(f"--budget-set expects KEY=VALUE with KEY one of {sorted(fields)}, got {text!r}")
+        kind = type(getattr(Budget(), key))
+        if kind is tuple:
+            overrides[key] = tuple(float(v) for v in raw.split(","))
+        elif kind is bool:
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(f"--budget-set {key} must be true or false, got {raw!r}")
+            overrides[key] = raw.lower() == "true"
+        else:
+            try:
+                overrides[key] = kind(raw)
+            except ValueError as error:
+                raise ValueError(f"--budget-set {key} must be {kind.__name__}, got {raw!r}") from error
+    return overrides
+
+
+def default_out(ckpt: str) -> Path:
+    """``RUN/measure`` for a checkpoint inside a run folder ``RUN``, else ``measure`` here."""
+    path = Path(ckpt)
+    for folder in (path, *path.parents):
+        if (folder / "checkpoints").is_dir():
+            return folder / "measure"
+    return Path("measure")
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    """Run ``infomug measure``; return the exit status (errors raise, the CLI turns them into status 2)."""
+    from infomug.measure.api import measure
+    from infomug.measure.budget import get_budget
+
+    rank = int(os.environ.get("RANK", 0))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.ERROR,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    specs = [*args.ckpt, *(f"timm:{name}" for name in args.timm)]
+    if not specs:
+        raise ValueError("give a model: --ckpt RUN (repeatable) or --timm NAME[:WEIGHTS]")
+    if args.out is None and not args.ckpt:
+        raise ValueError("give --out REPORT (the report folder) when measuring timm models")
+    out = args.out or default_out(args.ckpt[0])
+    budget = get_budget(args.budget, **_budget_overrides(args))
+    initialised = _init_distributed(args.device)
+    try:
+        report = measure(
+            specs,
+            args.data,
+            layers=args.layers,
+            pool=args.pool,
+            budget=budget,
+            split=args.split,
+            data_overrides=args.set,
+            anchors=args.anchors,
+            out=out,
+            cache_dir=args.cache,
+            device=args.device,
+            progress=False if args.no_progress else None,
+        )
+    finally:
+        if initialised:
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
+    if report is not None:
+        for line in summary_lines(report):
+            print(line)
+        print(f"report: {out / 'measure.md'} (all numbers: {out / 'measure.json'}; plots: {out}/*.png)")
+    return 0
+
+
+def summary_lines(report) -> list[str]:
+    """A few lines for the terminal: per model, the last layer's headline numbers."""
+    lines = []
+    sigma = report.settings["plane_sigma"]
+    for model in report.models:
+        if not model.layers:
+            continue
+        layer = model.layers[-1]
+        knn = [row["knn_on_probe_logits"].value for row in layer.label_information.values()]
+        probe = [row["linear_probe"].value for row in layer.transfer.values() if "linear_probe" in row]
+        channel = layer.channel_at(sigma)
+        parts = []
+        if knn:
+            parts.append(f"mean I(T; label) >= {sum(knn) / len(knn):.3f} nats over {len(knn)} labels")
+        if probe:
+            parts.append(f"mean linear-probe accuracy {100 * sum(probe) / len(probe):.1f}%")
+        if channel is not None:
+            parts.append(f"I(X; T + {sigma:g} x scale Z) = {channel.value:.3f} nats")
+        lines.append(f"{model.name} [{layer.layer}]: " + ", ".join(parts))
+    return lines
+
+
+def _init_distributed(device: str) -> bool:
+    """Create the process group under torchrun (nccl on CUDA, gloo on CPU); False when not under torchrun."""
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        return False
+    import torch
+    import torch.distributed
+
+    if torch.distributed.is_initialized():
+        return False
+    cuda = device in ("cuda", "auto") and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return True

@@ -1,0 +1,451 @@
+"""Run the unmasked encoder over eval data and keep pooled features per layer, cached on disk.
+
+    features = extract_features(model, build_dataset(data, "eval"), layers="all", n=10_000,
+                                cache_dir=report / "features", data_key=json.dumps(...))
+    features.layers["block_5"]      # [N, D] float32
+    features.labels["shape"]        # [N] int64 (float64 for continuous labels)
+
+Cache layout, one folder per (weights, data, pool, N)::
+
+    CACHE/<key>/<layer>.npy      [N, D] float32 per tapped layer
+    CACHE/<key>/labels.npz       {label: [N]}
+    CACHE/<key>/captions.json    [N] strings
+    CACHE/<key>/indices.npy      [N] int64 dataset indices (or stream positions)
+    CACHE/<key>/meta.json        what the folder holds; written last, atomically
+
+A folder is valid only through its ``meta.json``, which is replaced atomically after everything it lists,
+so a killed extraction leaves a folder that is either valid or read as absent. Asking for more layers
+later runs the model for the new ones only and adds them.
+
+Under ``torch.distributed`` rank ``r`` encodes samples ``r, r + W, ...``; the features are gathered so
+that every rank returns the same full, index-ordered `Features`, and only rank 0 writes the cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import numbers
+import os
+import re
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+from tqdm.auto import tqdm
+
+from infomug import dist
+from infomug.data import WebDatasetShards
+
+from .sources import LoadedModel
+from .taps import POOLS, Tap, make_tap
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+META_FILE = "meta.json"
+LABELS_FILE = "labels.npz"
+CAPTIONS_FILE = "captions.json"
+INDICES_FILE = "indices.npy"
+
+
+@dataclass
+class Features:
+    """Pooled features of ``N`` images, with what the data says about each image.
+
+    Attributes:
+        layers: Tap name -> ``[N, D]`` float32, in tap order.
+        labels: Label name -> ``[N]`` (int64 for discrete labels, float64 for continuous ones); the
+            names every sample carries.
+        captions: ``[N]`` captions.
+        indices: ``[N]`` int64 dataset indices (map-style) or stream positions, ascending.
+        seconds: Extraction wall time (0 on a full cache hit).
+        from_cache: True when nothing was computed.
+    """
+
+    layers: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    captions: list[str]
+    indices: np.ndarray
+    seconds: float
+    from_cache: bool
+
+    @property
+    def n(self) -> int:
+        """Number of images."""
+        return int(self.indices.shape[0])
+
+
+@dataclass
+class _Pass:
+    """What one pass over the data produced (full and index-ordered after the gather), or a cache holds."""
+
+    layers: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    captions: list[str]
+    indices: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def feature_cache_key(model: LoadedModel, data_key: str, pool: str, n: int) -> str:
+    """16 hex characters naming the cache folder of ``model``'s features on ``n`` samples of the data.
+
+    Args:
+        model: The model (its ``fingerprint`` identifies the weights).
+        data_key: Identifies the data and split (the caller's JSON dump of the `DataConfig` + split).
+        pool: ``"token"`` or ``"avg"``.
+        n: Samples extracted: ``min(n, len(dataset))`` for map-style data, the asked ``n`` for streams.
+    """
+    payload = json.dumps(_identity(model, data_key, pool, n), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _identity(model: LoadedModel, data_key: str, pool: str, n: int) -> dict[str, Any]:
+    return {
+        "version": CACHE_VERSION,
+        "fingerprint": model.fingerprint,
+        "data_key": data_key,
+        "pool": pool,
+        "n": n,
+    }
+
+
+def extract_features(
+    model: LoadedModel,
+    dataset: Dataset | IterableDataset,
+    *,
+    layers: str | Sequence[int] | Sequence[str] | None,
+    pool: str = "token",
+    n: int,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    cache_dir: Path | None = None,
+    data_key: str = "",
+    progress: bool | None = None,
+    num_workers: int = 0,
+) -> Features:
+    """Pooled features of the first ``n`` samples for every tapped layer, from the cache when it has them.
+
+    The encoder is put in eval mode and moved to ``device`` (in place; its training flag is restored
+    after) and run without gradients on unmasked images.
+
+    Args:
+        model: The model to read.
+        dataset: What ``infomug.data.build_dataset(config, "eval")`` returns: map-style (its first
+            ``min(n, len)`` samples) or an `IterableDataset` (the first ``n`` of the stream; under
+            ``torch.distributed`` every rank reads the whole stream, a `WebDatasetShards` unsplit).
+            Samples are ``{"image": [3, H, W], "caption": str, "labels": {name: number}}``.
+        layers: Layer spec of `infomug.measure.taps.make_tap` (``"all"``, ``"last"``, ``"0,3"``, module
+            names...).
+        pool: ``"token"`` (class token) or ``"avg"`` (patch-token mean).
+        n: Samples wanted, >= 2.
+        batch_size: Images per forward pass.
+        device: Where the encoder runs.
+        cache_dir: Parent folder of the feature caches; None = no cache.
+        data_key: Identifies the data (stored in ``meta.json`` and part of the key).
+        progress: tqdm bar over batches; None = only when stderr is a terminal.
+        num_workers: DataLoader worker processes.
+
+    Returns:
+        `Features`, rows ordered by dataset index.
+
+    Raises:
+        ValueError: ``n < 2``, ``batch_size < 1``, fewer than 2 samples in the data, an unknown pool or bad
+            layer spec, a non-numeric label, or non-finite features (naming the layer).
+    """
+    started = time.perf_counter()
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    n = int(n)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if isinstance(dataset, IterableDataset):
+        count = n
+    else:
+        if len(dataset) < 2:
+            raise ValueError(f"the dataset has {len(dataset)} samples; measuring needs at least 2")
+        count = min(n, len(dataset))
+    tap = make_tap(model, layers, pool)
+    names = list(tap.names)
+
+    folder = Path(cache_dir) / feature_cache_key(model, data_key, pool, count) if cache_dir else None
+    expected = _identity(model, data_key, pool, count)
+    cache = _read_cache(folder, expected, names) if folder is not None else None
+    missing = [name for name in names if cache is None or name not in cache.layers]
+    if folder is not None and dist.is_distributed():
+        # Ranks must agree, or one would return from the cache while the others wait in the gather.
+        missing_anywhere = set().union(*_all_gather(missing))
+        missing = [name for name in names if name in missing_anywhere]
+    if not missing:
+        assert cache is not None
+        return Features(
+            layers={name: cache.layers[name] for name in names},
+            labels=cache.labels,
+            captions=cache.captions,
+            indices=cache.indices,
+            seconds=0.0,
+            from_cache=True,
+        )
+
+    def run(chosen: list[str]) -> _Pass:
+        return _extract(model, tap.select(chosen), dataset, count, batch_size, device, num_workers, progress)
+
+    computed = run(missing)
+    reused = [name for name in names if name not in missing]
+    if reused and _any_rank(not np.array_equal(cache.indices, computed.indices)):
+        logger.warning("the feature cache %s holds other samples than the data gives: rebuilding it", folder)
+        cache, missing, reused = None, names, []
+        computed = run(names)
+    for name, array in computed.layers.items():
+        _check_finite(name, array, model.name)
+    features = Features(
+        layers={
+            name: computed.layers[name] if name in computed.layers else cache.layers[name] for name in names
+        },
+        labels=computed.labels,
+        captions=computed.captions,
+        indices=computed.indices,
+        seconds=time.perf_counter() - started,
+        from_cache=False,
+    )
+    if folder is not None:
+        try:
+            if dist.is_main_process():
+                _write_cache(
+                    folder, {**expected, "source": model.source, "model": model.name}, cache, computed
+                )
+        finally:
+            if dist.is_distributed():
+                torch_dist.barrier()  # the next call on any rank sees the finished cache
+    return features
+
+
+# -- one pass over the data ----------------------------------------------------------------------------
+
+
+def _extract(
+    model: LoadedModel,
+    tap: Tap,
+    dataset: Dataset | IterableDataset,
+    count: int,
+    batch_size: int,
+    device: str | torch.device,
+    num_workers: int,
+    progress: bool | None,
+) -> _Pass:
+    rank, world = dist.rank(), dist.world_size()
+    encoder = model.encoder
+    was_training = encoder.training
+    encoder.to(device).eval()
+    disable = (not progress if progress is not None else not sys.stderr.isatty()) or rank != 0
+    indices: list[np.ndarray] = []
+    captions: list[str] = []
+    labels: list[dict[str, Any]] = []
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in tap.names}
+    try:
+        batches, total = _batches(dataset, count, batch_size, num_workers, rank, world)
+        with torch.inference_mode():
+            for positions, images, batch_captions, batch_labels in tqdm(
+                batches, total=total, desc=f"features {model.name}", disable=disable, leave=False
+            ):
+                outputs = tap(images.to(device, non_blocking=True))
+                for name in tap.names:
+                    chunks[name].append(outputs[name].cpu().numpy())
+                indices.append(positions)
+                captions += batch_captions
+                labels += batch_labels
+    finally:
+        encoder.train(was_training)
+    local = (
+        np.concatenate(indices) if indices else np.zeros(0, np.int64),
+        captions,
+        labels,
+        {name: np.concatenate(parts) for name, parts in chunks.items() if parts},
+    )
+    parts = _all_gather(local) if world > 1 else [local]
+    order_index = np.concatenate([part[0] for part in parts])
+    if order_index.size < 2:
+        raise ValueError(f"the data gave {order_index.size} samples; measuring needs at least 2")
+    order = np.argsort(order_index, kind="stable")
+    all_captions = [caption for part in parts for caption in part[1]]
+    all_labels = [label for part in parts for label in part[2]]
+    layers = {
+        name: np.ascontiguousarray(
+            np.concatenate([part[3][name] for part in parts if name in part[3]])[order], dtype=np.float32
+        )
+        for name in tap.names
+    }
+    return _Pass(
+        layers=layers,
+        labels=_label_arrays([all_labels[i] for i in order]),
+        captions=[all_captions[i] for i in order],
+        indices=order_index[order].astype(np.int64),
+    )
+
+
+Batch = tuple[np.ndarray, torch.Tensor, list[str], list[dict[str, Any]]]
+
+
+def _batches(
+    dataset: Dataset | IterableDataset, count: int, batch_size: int, num_workers: int, rank: int, world: int
+) -> tuple[Iterator[Batch], int | None]:
+    """This rank's batches ``(positions, images, captions, labels)`` and their number when known."""
+    if not isinstance(dataset, IterableDataset):
+        positions = np.arange(rank, count, world, dtype=np.int64)
+        loader = DataLoader(
+            Subset(dataset, positions.tolist()),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            collate_fn=_collate,
+        )
+        starts = range(0, len(positions), batch_size)
+        batches = ((positions[s : s + batch_size], *batch) for s, batch in zip(starts, loader, strict=True))
+        return batches, len(loader)
+    if isinstance(dataset, WebDatasetShards) and world > 1:
+        # Every rank reads the whole stream and keeps its own positions, so the samples (and their
+        # order) do not depend on how the shards would have been split over ranks.
+        dataset = copy.copy(dataset)
+        dataset.rank, dataset.world_size = 0, 1
+    stream = DataLoader(dataset, batch_size=None, num_workers=num_workers) if num_workers else dataset
+    mine = ((i, s) for i, s in enumerate(islice(iter(stream), count)) if i % world == rank)
+    return _group(mine, batch_size), None
+
+
+def _group(samples: Iterator[tuple[int, dict]], batch_size: int) -> Iterator[Batch]:
+    while chunk := list(islice(samples, batch_size)):
+        yield (np.array([i for i, _ in chunk], dtype=np.int64), *_collate([s for _, s in chunk]))
+
+
+def _collate(samples: Sequence[dict]) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
+    shapes = {tuple(sample["image"].shape) for sample in samples}
+    if len(shapes) > 1:
+        raise ValueError(f"images in one batch must share a shape (use a resizing transform), got {shapes}")
+    images = torch.stack([sample["image"] for sample in samples]).float()
+    return images, [sample["caption"] for sample in samples], [dict(sample["labels"]) for sample in samples]
+
+
+def _label_arrays(labels: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """``{name: [N]}`` for the names every sample has: int64 when all values are integers, else float64."""
+    shared = set(labels[0]) if labels else set()
+    for row in labels[1:]:
+        shared &= set(row)
+    arrays = {}
+    for name in sorted(shared):
+        values = [row[name] for row in labels]
+        if not all(isinstance(value, numbers.Real) for value in values):
+            raise ValueError(f"label {name!r} has a non-numeric value: {values[:5]}")
+        integral = all(isinstance(value, numbers.Integral) for value in values)
+        arrays[name] = np.asarray(values, dtype=np.int64 if integral else np.float64)
+    return arrays
+
+
+def _check_finite(name: str, array: np.ndarray, model_name: str) -> None:
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"layer {name!r} of {model_name} has non-finite features in {int(bad.sum())} of {len(bad)} "
+            "images (a diverged checkpoint?)"
+        )
+
+
+def _all_gather(obj: Any) -> list[Any]:
+    gathered: list[Any] = [None] * dist.world_size()
+    torch_dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _any_rank(flag: bool) -> bool:
+    return any(_all_gather(flag)) if dist.is_distributed() else flag
+
+
+# -- the cache -----------------------------------------------------------------------------------------
+
+
+def _layer_file(name: str) -> str:
+    return re.sub(r"[^\w.\-]", "_", name) + ".npy"
+
+
+def _read_cache(folder: Path, expected: dict[str, Any], names: Sequence[str]) -> _Pass | None:
+    """The valid cache in ``folder`` with the asked layers it holds; None if absent or invalid (logged)."""
+    if not (folder / META_FILE).is_file():
+        return None
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("meta.json is not an object")
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise ValueError(f"its {key} is {meta.get(key)!r}, not {value!r}")
+        rows, dims, listed = int(meta["rows"]), meta["dims"], list(meta["layers"])
+        indices = np.load(folder / INDICES_FILE, allow_pickle=False)
+        _check_array(INDICES_FILE, indices, (rows,), np.int64)
+        captions = json.loads((folder / CAPTIONS_FILE).read_text())
+        if not isinstance(captions, list) or len(captions) != rows:
+            raise ValueError(f"{CAPTIONS_FILE} does not hold {rows} captions")
+        with np.load(folder / LABELS_FILE, allow_pickle=False) as stored:
+            labels = {key: stored[key] for key in stored.files}
+        for key, array in labels.items():
+            _check_array(f"label {key}", array, (rows,), None)
+        layers = {}
+        for name in names:
+            if name in listed:
+                array = np.load(folder / _layer_file(name), allow_pickle=False)
+                _check_array(f"layer {name}", array, (rows, int(dims[name])), np.float32)
+                layers[name] = array
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        logger.warning("ignoring the invalid feature cache %s (%s); rebuilding it", folder, error)
+        return None
+    return _Pass(meta=meta, layers=layers, labels=labels, captions=captions, indices=indices)
+
+
+def _check_array(what: str, array: np.ndarray, shape: tuple[int, ...], dtype: Any) -> None:
+    if array.shape != shape or (dtype is not None and array.dtype != dtype):
+        raise ValueError(f"{what} is {array.dtype}{list(array.shape)}, expected {list(shape)}")
+
+
+def _write_cache(folder: Path, meta: dict[str, Any], cache: _Pass | None, computed: _Pass) -> None:
+    """Add ``computed``'s layers to ``folder`` (starting it afresh unless ``cache`` is its valid content)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if cache is None:
+            # Until the new meta lands, the folder reads as absent.
+            (folder / META_FILE).unlink(missing_ok=True)
+            _atomic(folder / INDICES_FILE, lambda f: np.save(f, computed.indices))
+            _atomic(folder / LABELS_FILE, lambda f: np.savez(f, **computed.labels))
+            _atomic(folder / CAPTIONS_FILE, lambda f: f.write(json.dumps(computed.captions).encode()))
+        for name, array in computed.layers.items():
+            _atomic(folder / _layer_file(name), lambda f, a=array: np.save(f, a))
+        listed = [] if cache is None else list(cache.meta["layers"])
+        dims = {} if cache is None else dict(cache.meta["dims"])
+        listed += [name for name in computed.layers if name not in listed]
+        dims.update({name: int(array.shape[1]) for name, array in computed.layers.items()})
+        meta = {**meta, "rows": int(computed.indices.shape[0]), "layers": listed, "dims": dims}
+        _atomic(folder / META_FILE, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    except OSError as error:
+        logger.warning("could not write the feature cache %s: %s", folder, error)
+
+
+def _atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

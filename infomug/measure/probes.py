@@ -1,0 +1,262 @@
+"""Transfer on frozen features: a held-out split, linear probes and a k-NN classifier.
+
+* Linear probe, MAE's recipe (He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners",
+  appendix A.2): BatchNorm without affine parameters, then a linear layer. We train full-batch, so that
+  BatchNorm is exactly a standardisation by the training split's per-dimension mean and (biased)
+  variance, with MAE's eps 1e-6; we implement it that way. The test split is standardised with the same
+  statistics (what BatchNorm's running averages stand for in eval mode).
+* k-NN classifier, DINO's recipe (Caron et al. 2021, "Emerging Properties in Self-Supervised Vision
+  Transformers", eval_knn.py): cosine similarity between L2-normalised features, the k most similar
+  training samples vote with weight exp(similarity / temperature).
+
+Both take any number of discrete labels; each label's classes are those present anywhere in its array
+(the "full class set"), so a class seen only in the test split still has a column of logits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from infomug.measure.results import Score
+
+BATCHNORM_EPS = 1e-6
+KNN_CHUNK = 1024  # test queries per similarity block: memory is KNN_CHUNK x n_train floats
+
+
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of ``range(n)`` into train and test indices (each sorted).
+
+    Args:
+        n: Number of samples.
+        test_fraction: Share held out for testing; ``round(n * test_fraction)`` samples.
+        seed: Seed of the permutation.
+
+    Returns:
+        ``(train_idx [n - n_test], test_idx [n_test])`` int64 arrays.
+
+    Raises:
+        ValueError: for a fraction outside (0, 1), or if either part would hold fewer than 2 samples.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    n_test = int(round(n * test_fraction))
+    if n_test < 2 or n - n_test < 2:
+        raise ValueError(
+            f"cannot split {n} samples with test_fraction={test_fraction}: train ({n - n_test}) and test"
+            f" ({n_test}) parts need at least 2 samples each"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def encode_labels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class codes ``[N]`` (0..C-1) of a discrete label array and its sorted classes ``[C]``."""
+    classes, codes = np.unique(values, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), classes
+
+
+def majority_rate(codes: np.ndarray) -> float:
+    """Share of the most frequent class in ``codes`` ``[n]``: what always guessing it scores."""
+    return float(np.bincount(codes).max() / codes.size)
+
+
+def _accuracy_score(
+    correct: np.ndarray, test_codes: np.ndarray, method: str, params: dict, seconds: float
+) -> Score:
+    accuracy = float(correct.mean())
+    n_test = int(correct.size)
+    return Score(
+        value=accuracy,
+        stderr=math.sqrt(accuracy * (1.0 - accuracy) / n_test),
+        n=n_test,
+        method=method,
+        params=params,
+        baseline=majority_rate(test_codes),
+        seconds=seconds,
+    )
+
+
+def standardise(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BatchNorm without affine, full-batch: ``(x - mean) / sqrt(var + 1e-6)`` with train statistics.
+
+    Args:
+        train: ``[n_train, D]`` features the statistics come from.
+        test: ``[n_test, D]`` features standardised with the same statistics.
+
+    Returns:
+        The standardised ``(train, test)``.
+    """
+    mean = train.mean(dim=0)
+    scale = torch.sqrt(train.var(dim=0, unbiased=False) + BATCHNORM_EPS)
+    return (train - mean) / scale, (test - mean) / scale
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    """One label's linear probe, evaluated on the test split.
+
+    Attributes:
+        accuracy: Held-out accuracy (``baseline`` = the test split's majority-class rate, ``stderr``
+            binomial).
+        cross_entropy: ``[n_test]`` per-sample held-out cross-entropy -log q(y | t) in nats.
+        logits: ``[n_test, C]`` held-out logits over the label's full class set.
+        classes: ``[C]`` the label values the logit columns stand for.
+        unseen_classes: Classes absent from the train split (their logits are a constant bias).
+    """
+
+    accuracy: Score
+    cross_entropy: np.ndarray
+    logits: np.ndarray
+    classes: np.ndarray
+    unseen_classes: tuple[Any, ...] = ()
+
+
+def linear_probes(
+    features: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    max_iter: int,
+    weight_decay: float,
+) -> dict[str, ProbeOutput]:
+    """Multinomial logistic regression of every label on standardised features, held-out evaluation.
+
+    All labels share one standardisation and are trained as separate heads of one linear map
+    ``[D, sum_l C_l]`` in a single L-BFGS run (strong Wolfe line search, float64): the objective is the
+    sum of the heads' mean cross-entropies plus ``weight_decay / 2 * |W|^2`` (the bias is not
+    penalised), and as no parameter is shared between heads each head reaches its own optimum.
+
+    A class that never occurs in the train split gets no weights (its column of W stays 0): its logit
+    is a learned constant, pushed down by the softmax on the train split, so a test sample of that
+    class costs a large but finite cross-entropy.
+
+    Args:
+        features: ``[N, D]`` features.
+        labels: ``{name: [N] discrete values}``; each must have at least 2 classes.
+        train_idx: ``[n_train]`` rows that train the probes.
+        test_idx: ``[n_test]`` rows that evaluate them.
+        max_iter: L-BFGS iterations.
+        weight_decay: L2 penalty on the weights (per sample: the loss is a mean over samples).
+
+    Returns:
+        ``{name: ProbeOutput}``; each ``accuracy`` carries the shared training time in ``seconds``.
+
+    Raises:
+        ValueError: for no labels or a label with fewer than 2 classes.
+    """
+    start = time.perf_counter()
+    if not labels:
+        raise ValueError("linear_probes needs at least one label")
+    x = torch.as_tensor(np.asarray(features), dtype=torch.float64)
+    train_x, test_x = standardise(x[train_idx], x[test_idx])
+    heads = []  # (name, codes [N], classes, column slice)
+    offset = 0
+    for name, values in labels.items():
+        codes, classes = encode_labels(np.asarray(values))
+        if classes.size < 2:
+            raise ValueError(f"label {name!r} has a single class; a probe needs at least 2")
+        heads.append((name, torch.from_numpy(codes), classes, slice(offset, offset + classes.size)))
+        offset += classes.size
+    train_codes = [codes[train_idx] for _, codes, _, _ in heads]
+    # Zero the weight columns of classes absent from the train split: they get no weights.
+    seen = torch.zeros(offset, dtype=torch.float64)
+    for (_, _, classes, cols), codes in zip(heads, train_codes, strict=True):
+        seen[cols] = (torch.bincount(codes, minlength=classes.size) > 0).double()
+
+    weight = torch.zeros(x.shape[1], offset, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(offset, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = train_x @ (weight * seen) + bias
+        loss = 0.5 * weight_decay * (weight * seen).pow(2).sum()
+        for (_, _, _, cols), codes in zip(heads, train_codes, strict=True):
+            loss = loss + F.cross_entropy(logits[:, cols], codes)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        test_logits = test_x @ (weight * seen) + bias
+    seconds = time.perf_counter() - start
+    params = {"max_iter": max_iter, "weight_decay": weight_decay, "normalisation": "batchnorm_no_affine"}
+    out = {}
+    for (name, codes, classes, cols), train in zip(heads, train_codes, strict=True):
+        logits = test_logits[:, cols]
+        test_codes = codes[test_idx]
+        cross_entropy = F.cross_entropy(logits, test_codes, reduction="none")
+        correct = (logits.argmax(dim=1) == test_codes).numpy()
+        unseen = tuple(classes[torch.bincount(train, minlength=classes.size).numpy() == 0].tolist())
+        score = _accuracy_score(correct, test_codes.numpy(), "linear_probe", dict(params), seconds)
+        if unseen:
+            score = replace(score, warnings=(f"classes {list(unseen)} never occur in the train split",))
+        out[name] = ProbeOutput(score, cross_entropy.numpy(), logits.numpy(), classes, unseen)
+    return out
+
+
+def knn_accuracies(
+    features: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    k: int,
+    temperature: float,
+) -> dict[str, Score]:
+    """Weighted k-NN classification of every label, the train split as memory bank (DINO's recipe).
+
+    One neighbour search serves all labels: cosine similarities of L2-normalised features, the top
+    ``k`` training neighbours of each test sample, each voting for its class with weight
+    ``exp(similarity / temperature)``; the class with the largest total wins.
+
+    Args:
+        features: ``[N, D]`` features.
+        labels: ``{name: [N] discrete values}``.
+        train_idx: ``[n_train]`` memory bank rows.
+        test_idx: ``[n_test]`` query rows.
+        k: Neighbours (capped at ``n_train``).
+        temperature: Temperature of the vote.
+
+    Returns:
+        ``{name: Score}`` held-out accuracies (``baseline`` the test majority rate); ``seconds`` is the
+        shared search time plus the label's vote.
+
+    Raises:
+        ValueError: for ``k < 1`` or a non-positive temperature.
+    """
+    if k < 1 or not temperature > 0:
+        raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
+    start = time.perf_counter()
+    x = F.normalize(torch.as_tensor(np.asarray(features), dtype=torch.float32), dim=1)
+    bank, queries = x[torch.from_numpy(train_idx)], x[torch.from_numpy(test_idx)]
+    k_used = min(k, bank.shape[0])
+    similarities, neighbours = [], []
+    for begin in range(0, queries.shape[0], KNN_CHUNK):
+        top = torch.topk(queries[begin : begin + KNN_CHUNK] @ bank.T, k_used, dim=1)
+        similarities.append(top.values)
+        neighbours.append(top.indices)
+    weights = torch.exp(torch.cat(similarities).double() / temperature)  # [n_test, k]
+    neighbours = torch.cat(neighbours)
+    search_seconds = time.perf_counter() - start
+    params = {"k": k_used, "temperature": temperature, "similarity": "cosine"}
+    out = {}
+    for name, values in labels.items():
+        begin = time.perf_counter()
+        codes, classes = encode_labels(np.asarray(values))
+        train_codes = torch.from_numpy(codes[train_idx])
+        votes = torch.zeros(weights.shape[0], classes.size, dtype=torch.float64)
+        votes.scatter_add_(1, train_codes[neighbours], weights)
+        correct = votes.argmax(dim=1).numpy() == codes[test_idx]
+        seconds = search_seconds + time.perf_counter() - begin
+        out[name] = _accuracy_score(correct, codes[test_idx], "knn", dict(params), seconds)
+    return out

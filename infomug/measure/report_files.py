@@ -1,0 +1,57 @@
+"""A report folder: ``measure.json`` (everything), ``measure.md`` (for people) and the plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from .markdown import render_markdown
+from .plots import write_plots
+from .results import Report
+
+logger = logging.getLogger(__name__)
+
+JSON_FILE = "measure.json"
+MARKDOWN_FILE = "measure.md"
+
+
+def _write_text(path: Path, text: str) -> None:
+    # Written aside and renamed, so a killed run never leaves a half file that reads as a report.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def write_report(report: Report, out: str | Path) -> list[Path]:
+    """Write ``measure.json``, ``measure.md`` and the plots into ``out`` (created); return the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, markdown_path = out / JSON_FILE, out / MARKDOWN_FILE
+    _write_text(json_path, json.dumps(report.to_dict(), indent=1) + "\n")
+    _write_text(markdown_path, render_markdown(report))
+    paths = [json_path, markdown_path, *write_plots(report, out)]
+    logger.info("report written to %s", out)
+    return paths
+
+
+def read_report(path: str | Path) -> Report:
+    """Read a report from its folder or its ``measure.json``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not valid JSON or not a report of this schema version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / JSON_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no report at {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON (truncated?): {error}") from error
+    if not isinstance(data, dict) or "models" not in data:
+        raise ValueError(f"{path} is not an infomug measure report")
+    return Report.from_dict(data)

@@ -1,0 +1,375 @@
+"""What is measured: an infomug checkpoint, a timm model, or any `nn.Module`, as one `LoadedModel`.
+
+    model = load_model("runs/demo")                         # a run folder: its latest checkpoint
+    model = load_model("timm:vit_small_patch16_224:w.pth")  # a timm architecture + local weights
+    anchor = random_init_like(model)                        # same architecture, untrained
+
+Nothing is ever downloaded: timm models are built with ``pretrained=False`` and weights come only from
+local files. Every model carries a ``fingerprint`` of its weights, the key of the feature cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import timm
+import torch
+from safetensors import SafetensorError
+from torch import nn
+
+from infomug.data import DataConfig, Tokenizer, build_tokenizer
+from infomug.objectives import build_objective
+from infomug.train.checkpoint import load_model_weights, read_checkpoint_info
+from infomug.train.checkpoint_folders import CHECKPOINTS_DIR, MODEL_FILE, CheckpointError, resolve_checkpoint
+from infomug.train.config import config_from_dict
+from infomug.train.tokenizer import TOKENIZER_FILE
+
+logger = logging.getLogger(__name__)
+
+TIMM_PREFIX = "timm:"
+_FEW = 5  # keys named in a "does not fit" error
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to measure.
+
+    Attributes:
+        name: Short name for tables and legends (default: run folder name + ``"@step N"``).
+        encoder: The image encoder, in eval mode, on the device it was loaded to.
+        objective: The whole objective (MAE/MUG/CLIP/SimCLR) for infomug checkpoints, else None.
+        objective_name: ``"mae"``, ``"mug"``, ``"clip"``, ``"simclr"``, or None.
+        run_config: The checkpoint's whole run config (``CheckpointInfo.config``), else None.
+        tokenizer: The checkpoint's tokenizer (``tokenizer.json`` of the step folder, or the fixed
+            clip/byte tokenizer its config names), else None.
+        source: The step-folder path, ``"timm:NAME"``, or ``"module"``.
+        step: Training step of a checkpoint, else None.
+        fingerprint: 16 hex characters of a SHA-256 over the weights: the feature-cache key.
+        timm_kwargs: For timm models, the keyword arguments of ``timm.create_model`` (so that
+            `random_init_like` can rebuild the architecture), else None.
+    """
+
+    name: str
+    encoder: nn.Module
+    objective: nn.Module | None
+    objective_name: str | None
+    run_config: dict | None
+    tokenizer: Tokenizer | None
+    source: str
+    step: int | None
+    fingerprint: str
+    timm_kwargs: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", name: str | None = None
+) -> LoadedModel:
+    """Load an infomug checkpoint: the objective rebuilt from its own config, weights loaded, eval mode.
+
+    Args:
+        path: A run folder or ``checkpoints/`` folder (their ``latest`` step), a step folder, or the
+            ``model.safetensors`` inside one.
+        device: Where the model goes.
+        name: Name in tables; default ``"<run folder>@step <N>"``.
+
+    Returns:
+        The `LoadedModel`; ``fingerprint`` is the SHA-256 of the ``model.safetensors`` bytes.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: (a ValueError) ``path`` holds no checkpoint; the weights file is truncated or
+            corrupt, or is not an infomug checkpoint; its config is invalid; the weights do not fit.
+    """
+    folder = resolve_checkpoint(path)
+    info = read_checkpoint_info(folder)
+    try:
+        run_config = config_from_dict(info.config)
+    except ValueError as error:
+        raise CheckpointError(f"{folder} holds a run config this infomug cannot build: {error}") from error
+    # The initial weights are overwritten at once: do not let building them advance the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
+        objective = build_objective(run_config.model)
+    load_model_weights(objective, folder)
+    objective.to(device).eval()
+    if name is None:
+        # RUN/checkpoints/step_N -> "RUN@step N"; a step folder elsewhere goes by its own name.
+        named = folder.resolve()
+        named = named.parent.parent if named.parent.name == CHECKPOINTS_DIR else named
+        name = f"{named.name}@step {info.step}"
+    return LoadedModel(
+        name=name,
+        encoder=objective.encoder,
+        objective=objective,
+        objective_name=run_config.model.objective,
+        run_config=info.config,
+        tokenizer=_checkpoint_tokenizer(folder, run_config),
+        source=str(folder.resolve()),
+        step=info.step,
+        fingerprint=_file_fingerprint(folder / MODEL_FILE),
+    )
+
+
+def load_timm(
+    name: str, weights: str | Path | None = None, device: str | torch.device = "cpu", **kwargs: Any
+) -> LoadedModel:
+    """Build a timm model (never downloading anything) and optionally load local weights, strictly.
+
+    Args:
+        name: A timm architecture, e.g. ``"vit_small_patch16_224"``.
+        weights: A ``.safetensors`` file, or a ``.pt`` / ``.pth`` / ``.bin`` state dict read with
+            ``torch.load(weights_only=True)`` (a dict nesting it under ``"model"``, ``"state_dict"`` or
+            ``"module"`` is unwrapped). None keeps timm's random initialisation.
+        device: Where the model goes.
+        **kwargs: Passed to ``timm.create_model`` (``img_size``, ``num_classes=0``, ...).
+
+    Returns:
+        The `LoadedModel` (``source="timm:NAME"``, no objective); the fingerprint hashes the state dict.
+
+    Raises:
+        ValueError: ``pretrained=True`` is asked (this would download); an unknown suffix; the weights
+            do not fit the model (naming a few keys).
+        FileNotFoundError: ``weights`` does not exist.
+        RuntimeError: timm does not know ``name`` (timm's own message).
+    """
+    if kwargs.pop("pretrained", False):
+        raise ValueError("load_timm never downloads weights: pass a local file as weights= instead")
+    with torch.random.fork_rng(devices=[]) if weights is not None else contextlib.nullcontext():
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    if weights is not None:
+        _load_state_strict(model, _read_state_dict(Path(weights)), Path(weights))
+    model.to(device).eval()
+    return LoadedModel(
+        name=name if weights is None else f"{name} ({Path(weights).name})",
+        encoder=model,
+        objective=None,
+        objective_name=None,
+        run_config=None,
+        tokenizer=None,
+        source=f"{TIMM_PREFIX}{name}",
+        step=None,
+        fingerprint=module_fingerprint(model, header=f"{TIMM_PREFIX}{name}{_kwargs_text(kwargs)}"),
+        timm_kwargs={"model_name": name, **kwargs},
+    )
+
+
+def from_module(module: nn.Module, name: str = "module", device: str | torch.device = "cpu") -> LoadedModel:
+    """Wrap any `nn.Module` (measured through forward hooks, see `infomug.measure.taps.HookTap`).
+
+    The module is moved to ``device`` and put in eval mode in place.
+
+    Returns:
+        The `LoadedModel` (``source="module"``); the fingerprint hashes the class name and state dict.
+    """
+    module.to(device).eval()
+    return LoadedModel(
+        name=name,
+        encoder=module,
+        objective=None,
+        objective_name=None,
+        run_config=None,
+        tokenizer=None,
+        source="module",
+        step=None,
+        fingerprint=module_fingerprint(module),
+    )
+
+
+def random_init_like(model: LoadedModel, seed: int = 0) -> LoadedModel:
+    """The same architecture with fresh weights: the sanity anchor that trained weights must beat.
+
+    Infomug checkpoints are rebuilt from their run config and timm models recreated, both under
+    ``torch.manual_seed(seed)`` inside `torch.random.fork_rng`, so the caller's RNG is untouched. Any other
+    module is deep-copied and every submodule's ``reset_parameters()`` (then a top-level timm-style
+    ``init_weights()``) is called; parameters neither covers are drawn from N(0, 0.02^2), with a warning.
+
+    Returns:
+        A new `LoadedModel` named ``model.name + " (random init)"`` on the encoder's device; source, step,
+        run config and tokenizer are kept, the fingerprint is that of the new weights.
+    """
+    device = _device_of(model.encoder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        objective = None
+        if model.run_config is not None:
+            objective = build_objective(config_from_dict(model.run_config).model)
+            encoder = objective.encoder
+        elif model.timm_kwargs is not None:
+            kwargs = dict(model.timm_kwargs)
+            encoder = timm.create_model(kwargs.pop("model_name"), pretrained=False, **kwargs)
+        else:
+            encoder = _reinitialised_copy(model.encoder)
+    (objective if objective is not None else encoder).to(device).eval()
+    return LoadedModel(
+        name=f"{model.name} (random init)",
+        encoder=encoder,
+        objective=objective,
+        objective_name=model.objective_name,
+        run_config=model.run_config,
+        tokenizer=model.tokenizer,
+        source=model.source,
+        step=model.step,
+        fingerprint=module_fingerprint(
+            objective if objective is not None else encoder, header=f"random_init:{seed}:{model.source}"
+        ),
+        timm_kwargs=model.timm_kwargs,
+    )
+
+
+def load_model(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
+    """The CLI's model argument: ``"timm:NAME[:WEIGHTS_PATH]"`` or a checkpoint path.
+
+    Raises:
+        ValueError: ``timm:`` without a name.
+        FileNotFoundError, CheckpointError: as `load_checkpoint` / `load_timm`.
+    """
+    if spec.startswith(TIMM_PREFIX):
+        name, _, weights = spec[len(TIMM_PREFIX) :].partition(":")
+        if not name:
+            raise ValueError(f"model spec {spec!r} names no timm architecture: use timm:NAME[:WEIGHTS_PATH]")
+        return load_timm(name, weights or None, device=device)
+    return load_checkpoint(spec, device=device)
+
+
+def data_config_of(model: LoadedModel) -> DataConfig | None:
+    """The data config the checkpoint was trained with, or None for models without a run config."""
+    if model.run_config is None:
+        return None
+    return config_from_dict(model.run_config).data
+
+
+def module_fingerprint(module: nn.Module, header: str = "") -> str:
+    """16 hex characters of a SHA-256 over the class name, ``header`` and every state-dict entry.
+
+    Each entry contributes its name, dtype, shape and bytes, so equal fingerprints mean equal weights.
+    """
+    digest = hashlib.sha256(f"{type(module).__qualname__}\n{header}\n".encode())
+    for key, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{list(tensor.shape)}\n".encode())
+        # A byte view works for every dtype, bfloat16 included, which numpy lacks.
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _file_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _kwargs_text(kwargs: dict[str, Any]) -> str:
+    return json.dumps(kwargs, sort_keys=True, default=repr)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    tensor = next(module.parameters(), None)
+    if tensor is None:
+        tensor = next(module.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def _checkpoint_tokenizer(folder: Path, run_config: Any) -> Tokenizer | None:
+    """The tokenizer the checkpoint's captions were encoded with, or None (logged) when it is not there."""
+    name = run_config.tokenizer.resolve(run_config.model.vocab_size)
+    if name != "bpe":
+        try:
+            return build_tokenizer(name)
+        except ImportError as error:
+            logger.warning("cannot build the %s tokenizer of %s: %s", name, folder, error)
+            return None
+    for file in (folder / TOKENIZER_FILE, run_config.tokenizer.path):
+        if file is not None and Path(file).is_file():
+            return build_tokenizer("bpe", path=file)
+    logger.warning(
+        "%s has no %s: caption measurements that need the tokenizer are skipped", folder, TOKENIZER_FILE
+    )
+    return None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weights file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        try:
+            return safetensors.torch.load_file(path, device="cpu")
+        except SafetensorError as error:
+            raise ValueError(f"{path} is truncated or corrupt: {error}") from error
+    if suffix not in (".pt", ".pth", ".bin"):
+        raise ValueError(f"weights must be .safetensors, .pt, .pth or .bin, got {path.name}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for refused or broken pickles
+        raise ValueError(f"cannot read {path} as a plain state dict (weights_only=True): {error}") from error
+    for wrapper in ("model", "state_dict", "module"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def _load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """``model.load_state_dict(state)`` with every key and shape checked first, in one clear error."""
+    own = model.state_dict()
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    mismatched = [
+        f"{key} (file {list(state[key].shape)}, model {list(own[key].shape)})"
+        for key in own
+        if key in state and state[key].shape != own[key].shape
+    ]
+    problems = [
+        f"{label}: {_few(keys)}"
+        for label, keys in (
+            ("shape mismatch", mismatched),
+            ("missing from the file", missing),
+            ("not in the model", unexpected),
+        )
+        if keys
+    ]
+    if problems:
+        raise ValueError(
+            f"{path} does not fit {type(model).__name__}: {'; '.join(problems)}. Check the architecture "
+            "name and its keyword arguments (img_size, patch_size, num_classes, ...)"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _few(items: list[str]) -> str:
+    shown = ", ".join(items[:_FEW])
+    return shown if len(items) <= _FEW else f"{shown} and {len(items) - _FEW} more"
+
+
+def _reinitialised_copy(module: nn.Module) -> nn.Module:
+    fresh = copy.deepcopy(module)
+    covered: set[int] = set()
+    for submodule in fresh.modules():
+        if callable(getattr(submodule, "reset_parameters", None)):
+            submodule.reset_parameters()
+            covered.update(id(p) for p in submodule.parameters(recurse=False))
+    if callable(getattr(fresh, "init_weights", None)):
+        fresh.init_weights()
+        covered.update(id(p) for p in fresh.parameters())
+    left = [name for name, p in fresh.named_parameters() if id(p) not in covered]
+    if left:
+        logger.warning("no initialiser for %s: drawn from N(0, 0.02^2)", _few(left))
+        with torch.no_grad():
+            for name, parameter in fresh.named_parameters():
+                if name in left:
+                    parameter.normal_(0.0, 0.02)
+    return fresh

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from infomug.train import train
+from infomug.train.config import load_config
+
+# A MUG run small enough to train in a second or two: 16x16 images, 16 patches, width 32, 2 blocks, a
+# 512-image world with 256 eval images. Every measure test reads the checkpoint it writes.
+TINY_MEASURE_RUN = (
+    "model.preset=mug_vit_tiny_patch4_32",
+    "model.img_size=16",
+    "data.image_size=16",
+    "data.world.image_size=16",
+    "model.depth=2",
+    "model.embed_dim=32",
+    "model.num_heads=2",
+    "model.decoder_width=32",
+    "model.decoder_depth=1",
+    "model.caption_width=32",
+    "model.text_width=32",
+    "model.text_depth=1",
+    "model.projection_dim=16",
+    "data.world.size=512",
+    "data.world.eval_size=256",
+    "tokenizer.train_captions=500",
+    "train.batch_size=16",
+    "train.steps=4",
+    "train.log_every=2",
+    "train.eval_every=0",
+    "train.sample_every=0",
+    "train.checkpoint_every=4",
+    "optim.warmup_steps=1",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_measure_overrides() -> tuple[str, ...]:
+    """Dotted overrides of the tiny MUG run; add ``model.objective=mae`` etc. for another objective."""
+    return TINY_MEASURE_RUN
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """The run folder of a 4-step tiny MUG run (its ``latest`` checkpoint is step 4)."""
+    run_dir = tmp_path_factory.mktemp("tiny_mug_run")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(load_config(None, list(TINY_MEASURE_RUN)), run_dir, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny matrices gain nothing from a second thread, and on a busy machine waiting for it costs ~10x.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

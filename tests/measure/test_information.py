@@ -1,0 +1,173 @@
+import math
+
+import numpy as np
+import pytest
+
+from infomug.measure.information import (
+    bag_of_words,
+    caption_information,
+    caption_vocabulary,
+    effective_rank,
+    feature_entropy,
+    input_information,
+    label_information,
+    plug_in_entropy,
+    subsample_rows,
+)
+from infomug.measure.probes import linear_probes, split_indices
+
+COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]
+
+
+def test_label_information_bounds_and_their_labels():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 1000)
+    features = (np.eye(4)[labels] * 10 + rng.standard_normal((1000, 4))).astype(np.float32)
+    train, test = split_indices(1000, 0.3, seed=0)
+    probe = linear_probes(features, {"y": labels}, train, test, max_iter=100, weight_decay=1e-4)["y"]
+    exact, notes = label_information(
+        probe, labels[test], labels, entropy=math.log(4), k=3, uncertainty=True, seed=0
+    )
+    assert notes == [] and set(exact) == {"probe_cross_entropy", "knn_on_probe_logits"}
+    for estimate in exact.values():
+        assert estimate.kind == "lower_bound" and estimate.ceiling == pytest.approx(math.log(4))
+        # Classes 10 sigma apart: T determines Y, so both bounds reach H(Y) (tolerance 0.1 nats).
+        assert estimate.value == pytest.approx(math.log(4), abs=max(0.1, 3 * estimate.stderr))
+    knn = exact["knn_on_probe_logits"]
+    assert knn.params["projection"] == "linear_probe_logits" and knn.method == "ross"
+    assert any("lower bound on I(T; Y)" in w for w in knn.warnings)
+    assert not any("plug-in" in w for w in knn.warnings)
+
+    plug_in, _ = label_information(probe, labels[test], labels, entropy=None, k=3, uncertainty=False, seed=0)
+    for estimate in plug_in.values():
+        assert estimate.ceiling == pytest.approx(plug_in_entropy(labels))
+        assert any("plug-in entropy" in w for w in estimate.warnings)
+    assert math.isnan(plug_in["knn_on_probe_logits"].stderr)
+
+
+def test_label_information_drops_the_constant_logit_of_an_unseen_class():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 600)
+    features = (np.eye(3)[labels] * 8 + rng.standard_normal((600, 3))).astype(np.float32)
+    train, test = split_indices(600, 0.3, seed=0)
+    labels[test[:3]] = 9
+    probe = linear_probes(features, {"y": labels}, train, test, max_iter=100, weight_decay=1e-4)["y"]
+    estimates, _ = label_information(
+        probe, labels[test], labels, entropy=None, k=3, uncertainty=False, seed=0
+    )
+    assert estimates["knn_on_probe_logits"].params["logit_columns"] == 3
+    assert math.isfinite(estimates["probe_cross_entropy"].value)
+
+
+def test_plug_in_entropy_and_subsample_rows():
+    assert plug_in_entropy(np.array([0, 0, 1, 1])) == pytest.approx(math.log(2))
+    assert plug_in_entropy(np.array([3, 3, 3])) == 0.0
+    rows = subsample_rows(100, 30, seed=0)
+    assert len(rows) == 30 and len(set(rows.tolist())) == 30 and np.all(np.diff(rows) > 0)
+    assert np.array_equal(subsample_rows(10, 30, seed=0), np.arange(10))
+
+
+def test_rankme_isotropic_gaussian_is_near_full_rank():
+    features = np.random.default_rng(2).standard_normal((2000, 16))
+    score = effective_rank(features, uncertainty=True, seed=0)
+    # Singular values of a 2000 x 16 Gaussian matrix agree to ~10%, so RankMe is within 10% of 16.
+    assert score.value == pytest.approx(16, rel=0.1) and score.value <= 16
+    assert score.method == "rankme" and score.params["max"] == 16 and score.baseline is None
+    assert math.isfinite(score.stderr) and score.stderr < 0.5
+    assert "a proxy, not information" in score.warnings[0]
+
+
+def test_rankme_rank_three_data():
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.standard_normal((16, 3)))[0].T  # 3 orthonormal directions in R^16
+    features = rng.standard_normal((2000, 3)) @ basis
+    score = effective_rank(features, uncertainty=False, seed=0)
+    # Three singular values equal to ~1/sqrt(2000) relative, thirteen exactly 0 (each adds ~1.6e-6 via
+    # the 1e-7 epsilon): RankMe = 3 within 0.05.
+    assert score.value == pytest.approx(3.0, abs=0.05)
+    assert math.isnan(score.stderr)
+    # A smooth measure: spreads 3, 1, 0.3 along the three directions give exp(H(p)), p = (3, 1, 0.3) / 4.3.
+    spread = np.array([3.0, 1.0, 0.3])
+    stretched = effective_rank((rng.standard_normal((2000, 3)) * spread) @ basis, uncertainty=False, seed=0)
+    p = spread / spread.sum()
+    assert stretched.value == pytest.approx(math.exp(-(p * np.log(p)).sum()), abs=0.05)
+    assert stretched.value < 2.5
+
+
+def test_noisy_channel_sweep_is_wired():
+    # Features on two points +-1 and noise 0.01 x the scale: the channel carries H(f(X)) = log 2.
+    signs = np.where(np.random.default_rng(4).random(400) < 0.5, -1.0, 1.0)[:, None]
+    estimates = input_information(
+        signs, relative_sigmas=(0.01, 0.3), max_samples=300, uncertainty=False, seed=0
+    )
+    assert [e.params["relative_sigma"] for e in estimates] == pytest.approx([0.01, 0.3])
+    assert all(e.n == 300 and e.method == "noisy_channel" for e in estimates)
+    assert estimates[0].value == pytest.approx(math.log(2), abs=0.01)
+    assert estimates[1].value < estimates[0].value
+
+
+def test_feature_entropy_matches_the_gaussian_closed_form_after_scaling():
+    rng = np.random.default_rng(5)
+    covariance = np.array([[4.0, 1.0], [1.0, 1.0]])
+    features = rng.multivariate_normal([3.0, -1.0], covariance, size=2000)
+    estimate, reason = feature_entropy(features, k=3, max_samples=2000, uncertainty=True, seed=0)
+    assert reason is None
+    scale = estimate.params["feature_scale"]
+    assert scale == pytest.approx(math.sqrt(features.var(axis=0).mean()))
+    # h(T / s) = h(T) - d log s; tolerance 0.1 nats (Kozachenko-Leonenko bias in 2-D at N=2000 is ~0.02).
+    expected = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * covariance)[1] - 2 * math.log(scale)
+    assert estimate.value == pytest.approx(expected, abs=0.1)
+    assert estimate.params["scale_normalised"] is True and estimate.quantity == "entropy"
+    assert any("scale-dependent" in w for w in estimate.warnings)
+
+
+def test_feature_entropy_uses_at_most_max_samples_and_reports_failures():
+    features = np.random.default_rng(6).standard_normal((500, 3))
+    estimate, _ = feature_entropy(features, k=3, max_samples=200, uncertainty=False, seed=0)
+    assert estimate.n == 200
+    features[:, 1] = 2.0
+    estimate, reason = feature_entropy(features, k=3, max_samples=200, uncertainty=False, seed=0)
+    assert estimate is None and "constant" in reason
+    estimate, reason = feature_entropy(np.ones((50, 2)), k=3, max_samples=200, uncertainty=False, seed=0)
+    assert estimate is None and "no spread" in reason
+
+
+def test_bag_of_words_vocabulary_counts_and_order():
+    captions = ["A red circle", "a blue circle.", "a red red square", "green"]
+    assert caption_vocabulary(captions) == ["a", "circle", "red"]
+    counts = bag_of_words(captions)
+    assert counts.dtype == np.float32
+    np.testing.assert_array_equal(counts, [[1, 1, 1], [1, 1, 0], [1, 0, 2], [0, 0, 0]])
+    assert bag_of_words(captions[::-1]).tolist() == counts[::-1].tolist()
+
+
+def test_caption_information_sees_captions_that_depend_on_the_features():
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 8, 2000)
+    features = (np.eye(8)[labels] * 3 + rng.standard_normal((2000, 8))).astype(np.float32)
+    captions = [f"a {COLOURS[c]} shape" for c in labels]
+    shuffled = [captions[i] for i in rng.permutation(2000)]
+    options = {"batch_size": 64, "max_steps": 200, "seed": 0, "progress": False}
+    real, reason = caption_information(features, captions, **options)
+    assert reason is None
+    noise, _ = caption_information(features, shuffled, **options)
+    # I(T; caption) = I(T; Y) <= log 8 = 2.08 nats, about 1.8 for these overlapping blobs; the shuffled
+    # captions carry 0 (tolerance 0.1 nats or 3 standard errors).
+    assert 1.2 < real.value <= math.log(8) + 3 * real.stderr
+    assert abs(noise.value) <= max(0.1, 3 * noise.stderr)
+    assert real.kind == "lower_bound" and real.ceiling == pytest.approx(math.log(64))
+    assert (
+        real.params["text_feature"] == "bag_of_words" and real.params["vocabulary"] == 8
+    )  # "a", "shape" constant
+    assert any("I(T; words of the caption) <= I(T; caption)" in w for w in real.warnings)
+
+
+def test_caption_information_declines_with_a_reason():
+    features = np.random.default_rng(8).standard_normal((100, 4))
+    estimate, reason = caption_information(features, ["same words"] * 100, batch_size=8, max_steps=5, seed=0)
+    assert estimate is None and "varying word" in reason
+    captions = [f"a {COLOURS[i % 8]} shape" for i in range(100)]
+    estimate, reason = caption_information(features, captions, batch_size=64, max_steps=5, seed=0)
+    assert estimate is None and "too few samples" in reason
+    with pytest.raises(ValueError, match="paired"):
+        caption_information(features, captions[:50], batch_size=8, max_steps=5, seed=0)
