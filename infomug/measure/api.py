@@ -11,12 +11,13 @@ process alone estimates and writes (the others return None): estimators never ru
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import numbers
 import platform
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,37 +27,29 @@ import torch
 from torch import nn
 
 from infomug import __version__, dist
-from infomug.data import DataConfig, ShapesWorld, build_dataset
-from infomug.train.config import apply_overrides
-from infomug.train.typed import build_dataclass
+from infomug.data import DataConfig
 
 from .anchors import oracle_features
 from .budget import Budget, get_budget
 from .decoders import caption_cross_entropy, caption_decoder_bound
-from .extract import Features, extract_features
-from .layer import measure_layer
+from .eval_data import EvalData, check_input_sizes, label_entropies, plain, resolve_data
+from .extract import Features, extract_features, unsplit_stream
+from .layer import MIN_SAMPLES, discrete_labels, measure_layer
 from .pixel_decoder import pixel_decoder_bound
 from .report_files import write_report
 from .results import LayerResult, ModelResult, Report
-from .sources import LoadedModel, data_config_of, from_module, load_model, random_init_like
+from .sources import (
+    LoadedModel,
+    device_of,
+    from_module,
+    load_model,
+    random_init_like,
+)
 
 logger = logging.getLogger(__name__)
 
 ModelSpec = LoadedModel | nn.Module | str | Path
 ORACLE = "oracle (labels one-hot)"
-
-
-@dataclass
-class EvalData:
-    """The eval data every model is measured on, and what it knows of itself."""
-
-    config: DataConfig
-    split: str
-    dataset: Any
-    key: str
-    exact_entropies: dict[str, float] | None
-    caption_entropy: float | None
-    caption_information_total: float | None
 
 
 def resolve_models(models: ModelSpec | Sequence[ModelSpec], device: str | torch.device) -> list[LoadedModel]:
@@ -77,57 +70,17 @@ def resolve_models(models: ModelSpec | Sequence[ModelSpec], device: str | torch.
             loaded.append(from_module(spec, device=device))
         else:
             loaded.append(load_model(str(spec), device=device))
-    seen: dict[str, int] = {}
-    for model in loaded:
-        count = seen.get(model.name, 0)
-        seen[model.name] = count + 1
-        if count:
-            model.name = f"{model.name} ({count + 1})"
+    taken: set[str] = set()
+    for position, model in enumerate(loaded):
+        name, count = model.name, 1
+        while name in taken:
+            count += 1
+            name = f"{model.name} ({count})"
+        taken.add(name)
+        if name != model.name:
+            # A copy: the caller's LoadedModel (possibly given twice) keeps its name.
+            loaded[position] = replace(model, name=name)
     return loaded
-
-
-def resolve_data(
-    data: DataConfig | str | None,
-    models: Sequence[LoadedModel],
-    overrides: Sequence[str] = (),
-    split: str = "eval",
-) -> EvalData:
-    """The eval data: ``data`` if a `DataConfig`; else the first checkpoint's data config, its ``source``
-    replaced by ``data`` when that names another source; else the embedded world. ``overrides`` are dotted
-    data settings (``world.eval_size=20000``).
-
-    Raises:
-        ValueError: for an unknown source or setting, or a user source without ``eval_path``.
-    """
-    if isinstance(data, DataConfig):
-        values: dict[str, Any] = _plain(data)
-    else:
-        trained_on = next((c for c in (data_config_of(m) for m in models) if c is not None), None)
-        values = _plain(trained_on) if trained_on is not None else {}
-        if isinstance(data, str) and values.get("source", "world") != data:
-            image_size = values.get("image_size")
-            values = {"source": data} if image_size is None else {"source": data, "image_size": image_size}
-    values = apply_overrides(values, list(overrides))
-    config = build_dataclass(DataConfig, values)
-    dataset = build_dataset(config, split=split, augmentation="eval")
-    key = json.dumps({"data": _plain(config), "split": split}, sort_keys=True, default=str)
-    exact = getattr(dataset, "factor_entropies", None)
-    world = isinstance(dataset, ShapesWorld)
-    return EvalData(
-        config=config,
-        split=split,
-        dataset=dataset,
-        key=key,
-        exact_entropies=exact() if callable(exact) else None,
-        caption_entropy=dataset.caption_entropy() if world else None,
-        caption_information_total=dataset.caption_information_total() if world else None,
-    )
-
-
-def _plain(config: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return json.loads(json.dumps(asdict(config), default=list))
 
 
 def versions() -> dict[str, str]:
@@ -142,19 +95,6 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def plug_in_entropies(labels: dict[str, np.ndarray]) -> dict[str, float]:
-    """Plug-in entropy in nats of every discrete label with at least two classes."""
-    out = {}
-    for name, values in labels.items():
-        if not np.issubdtype(values.dtype, np.integer):
-            continue
-        _, counts = np.unique(values, return_counts=True)
-        if counts.size >= 2:
-            p = counts / counts.sum()
-            out[name] = float(-(p * np.log(p)).sum())
-    return out
 
 
 def measure(
@@ -197,6 +137,7 @@ def measure(
 
     Returns:
         The `Report` (also written to ``out``); None on processes other than the main one under torchrun.
+        An `nn.Module` given is measured in place and handed back on its device and in its train/eval mode.
 
     Raises:
         ValueError: for bad models, data, layers, pool or budget, or features that are not finite.
@@ -205,75 +146,107 @@ def measure(
     start = time.perf_counter()
     budget = get_budget(budget) if isinstance(budget, str) else budget
     device = _device(device)
-    loaded = resolve_models(models, device)
-    if anchors:
-        loaded.append(random_init_like(loaded[0], seed=budget.seed))
-    eval_data = resolve_data(data, loaded, data_overrides, split)
-    out = Path(out) if out is not None else None
-    cache = Path(cache_dir) if cache_dir is not None else (out / "features" if out is not None else None)
-    count = _image_count(eval_data.dataset, budget.images)
-    extracted = []
-    for model in loaded:
-        logger.info("extracting %s: %d images", model.name, count)
-        features = extract_features(
-            model,
-            eval_data.dataset,
-            layers=layers,
-            pool=pool,
-            n=count,
-            batch_size=budget.batch_size,
-            device=device,
-            cache_dir=cache,
-            data_key=eval_data.key,
-            progress=progress,
+    specs = [models] if isinstance(models, (LoadedModel, nn.Module, str, Path)) else list(models)
+    with _restored([spec for spec in specs if isinstance(spec, nn.Module)]):
+        loaded = resolve_models(specs, device)
+        if anchors:
+            loaded.append(random_init_like(loaded[0], seed=budget.seed))
+        eval_data = resolve_data(data, loaded, data_overrides, split)
+        check_input_sizes(loaded, eval_data.config)
+        out = Path(out) if out is not None else None
+        cache = Path(cache_dir) if cache_dir is not None else (out / "features" if out is not None else None)
+        count = _image_count(eval_data.dataset, budget.images)
+        extracted = []
+        for model in loaded:
+            logger.info("extracting %s: %d images", model.name, count)
+            features = extract_features(
+                model,
+                eval_data.dataset,
+                layers=layers,
+                pool=pool,
+                n=count,
+                batch_size=budget.batch_size,
+                device=device,
+                cache_dir=cache,
+                data_key=eval_data.key,
+                progress=progress,
+            )
+            extracted.append(features)
+        if not dist.is_main_process():
+            return None
+        results = [
+            _measure_model(model, features, eval_data, budget, device, progress)
+            for model, features in zip(loaded, extracted, strict=True)
+        ]
+        if anchors:
+            oracle = _measure_oracle(extracted[0], eval_data, budget, progress, device)
+            if oracle is None:
+                results[0].notes.append("no oracle anchor: the data has no discrete label to encode one-hot")
+            else:
+                results.append(oracle)
+        measured = sorted({label for r in results for layer in r.layers for label in layer.label_information})
+        entropies, exact = label_entropies(eval_data.exact_entropies, extracted[0].labels, measured)
+        report = Report(
+            models=results,
+            data={
+                "source": eval_data.config.source,
+                "split": split,
+                "images": extracted[0].n,
+                "pool": pool,
+                "layers": layers
+                if isinstance(layers, (str, type(None)))
+                else [_plain_layer(v) for v in layers],
+                "config": plain(eval_data.config),
+            },
+            label_entropies=entropies,
+            label_entropies_exact=exact,
+            caption_information_total=eval_data.caption_information_total,
+            settings={**budget.to_dict(), "device": str(device)},
+            versions=versions(),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            seconds={"total": time.perf_counter() - start},
         )
-        extracted.append(features)
-    if not dist.is_main_process():
-        return None
-    entropies = eval_data.exact_entropies or plug_in_entropies(extracted[0].labels)
-    results = [
-        _measure_model(model, features, eval_data, budget, device, progress)
-        for model, features in zip(loaded, extracted, strict=True)
-    ]
-    if anchors:
-        results.append(_measure_oracle(extracted[0], eval_data, budget, progress))
-    measured = sorted({label for r in results for layer in r.layers for label in layer.label_information})
-    report = Report(
-        models=results,
-        data={
-            "source": eval_data.config.source,
-            "split": split,
-            "images": count,
-            "pool": pool,
-            "layers": layers if isinstance(layers, (str, type(None))) else list(layers),
-            "config": _plain(eval_data.config),
-        },
-        label_entropies={name: entropies[name] for name in measured if name in entropies},
-        label_entropies_exact=eval_data.exact_entropies is not None,
-        caption_information_total=eval_data.caption_information_total,
-        settings={**budget.to_dict(), "device": str(device)},
-        versions=versions(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        seconds={"total": time.perf_counter() - start},
-    )
-    if out is not None:
-        write_report(report, out)
-    return report
+        if out is not None:
+            write_report(report, out)
+        return report
+
+
+@contextlib.contextmanager
+def _restored(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """Hand the caller's modules back on their device and in their train/eval mode, whatever happens."""
+    states = [(module, module.training, device_of(module)) for module in modules]
+    try:
+        yield
+    finally:
+        for module, training, device in states:
+            module.to(device).train(training)
+
+
+def _plain_layer(token: Any) -> int | str:
+    return int(token) if isinstance(token, numbers.Integral) else str(token)  # numpy ints are not JSON
 
 
 def _device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device must be cpu, cuda[:N] or auto, got {str(device)!r}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked, but CUDA is not available here: use cpu or auto")
+    return device
 
 
 def _image_count(dataset: Any, wanted: int) -> int:
+    if wanted < MIN_SAMPLES:
+        raise ValueError(f"images={wanted}: measuring needs at least {MIN_SAMPLES} images")
     try:
         size = len(dataset)
     except TypeError:  # a stream: extraction stops at its end or at `wanted`
         return wanted
-    if size < 20:
-        raise ValueError(f"the eval split has {size} images; measuring needs at least 20")
+    if size < MIN_SAMPLES:
+        raise ValueError(f"the eval split has {size} images; measuring needs at least {MIN_SAMPLES}")
     return min(size, wanted)
 
 
@@ -281,6 +254,7 @@ def _measure_layers(
     features: Features,
     eval_data: EvalData,
     budget: Budget,
+    device: torch.device,
     progress: bool | None,
     notes: list[str],
 ) -> list[LayerResult]:
@@ -297,6 +271,7 @@ def _measure_layers(
             captions=features.captions,
             caption_information=name in caption_layers,
             progress=progress,
+            device=device,
         )
         results.append(result)
         notes += [note for note in layer_notes if note not in notes]
@@ -321,11 +296,11 @@ def _measure_model(
         objective=model.objective_name,
         step=model.step,
         fingerprint=model.fingerprint,
-        layers=_measure_layers(features, eval_data, budget, progress, notes),
+        layers=_measure_layers(features, eval_data, budget, device, progress, notes),
         seconds={"extraction": features.seconds},
         notes=notes,
     )
-    _decoder_bounds(model, eval_data, budget, device, progress, result)
+    _decoder_bounds(model, eval_data, budget, device, progress, result, features.n)
     return result
 
 
@@ -336,22 +311,23 @@ def _decoder_bounds(
     device: torch.device,
     progress: bool | None,
     result: ModelResult,
+    images: int,
 ) -> None:
+    """The MAE/MUG decoders' bounds on the first ``min(decoder_samples, images)`` of the measured images."""
     if model.objective_name not in ("mae", "mug") or model.objective is None:
         return
-    if not hasattr(eval_data.dataset, "__len__"):
-        result.notes.append("decoder bounds skipped: they need a map-style eval split (not a stream)")
-        return
-    n = min(budget.decoder_samples, len(eval_data.dataset))
+    n = min(budget.decoder_samples, images)
+    # Only the main process gets here: under torchrun it must read the whole stream, not its shards.
+    dataset = unsplit_stream(eval_data.dataset)
     start = time.perf_counter()
     options = dict(n=n, batch_size=budget.batch_size, device=device, seed=budget.seed, progress=progress)
-    bound = pixel_decoder_bound(model.objective, eval_data.dataset, **options)
+    bound = pixel_decoder_bound(model.objective, dataset, **options)
     result.decoder_bounds["pixel_decoder"] = bound
     if model.objective_name == "mug":
         if model.tokenizer is None:
             result.notes.append("caption decoder bound skipped: the checkpoint has no tokenizer")
         elif eval_data.caption_entropy is None:
-            nll = caption_cross_entropy(model.objective, eval_data.dataset, model.tokenizer, **options)
+            nll = caption_cross_entropy(model.objective, dataset, model.tokenizer, **options)
             result.notes.append(
                 f"caption decoder: cross-entropy {float(np.mean(nll)):.3f} nats per caption on {n} captions;"
                 " no Barber-Agakov bound since H(caption) of this data is unknown"
@@ -359,7 +335,7 @@ def _decoder_bounds(
         else:
             result.decoder_bounds["caption_decoder"] = caption_decoder_bound(
                 model.objective,
-                eval_data.dataset,
+                dataset,
                 model.tokenizer,
                 caption_entropy=eval_data.caption_entropy,
                 **options,
@@ -368,13 +344,16 @@ def _decoder_bounds(
 
 
 def _measure_oracle(
-    features: Features, eval_data: EvalData, budget: Budget, progress: bool | None
-) -> ModelResult:
-    names = [
-        name
-        for name, values in features.labels.items()
-        if np.issubdtype(values.dtype, np.integer) and np.unique(values).size >= 2
-    ]
+    features: Features,
+    eval_data: EvalData,
+    budget: Budget,
+    progress: bool | None,
+    device: str | torch.device = "cpu",
+) -> ModelResult | None:
+    """The oracle anchor on the labels every layer measures (`discrete_labels`); None if there is none."""
+    names = list(discrete_labels(features.labels)[0])
+    if not names:
+        return None
     oracle = Features(
         layers={"labels_one_hot": oracle_features(features.labels, names)},
         labels=features.labels,
@@ -387,7 +366,7 @@ def _measure_oracle(
         f"sanity anchor: features are the one-hot labels {', '.join(names)};"
         " I(T; label) should reach H(label)"
     ]
-    layers = _measure_layers(oracle, eval_data, budget, progress, notes)
+    layers = _measure_layers(oracle, eval_data, budget, device, progress, notes)
     return ModelResult(
         name=ORACLE,
         source="anchor",

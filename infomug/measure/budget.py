@@ -36,7 +36,7 @@ class Budget:
     images: int = 10_000
     batch_size: int = 256
     test_fraction: float = 0.3
-    probe_max_iter: int = 100
+    probe_max_iter: int = 300
     probe_weight_decay: float = 1e-4
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -78,6 +78,11 @@ class Budget:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if any(s <= 0 for s in self.channel_sigmas):
             raise ValueError(f"channel_sigmas must be positive, got {self.channel_sigmas}")
+        # Checked here, not minutes later after the extraction, by the probes that use them.
+        if not self.knn_temperature > 0:
+            raise ValueError(f"knn_temperature must be positive, got {self.knn_temperature}")
+        if not self.probe_weight_decay >= 0:
+            raise ValueError(f"probe_weight_decay must be >= 0, got {self.probe_weight_decay}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -90,7 +95,7 @@ BUDGETS: dict[str, Budget] = {
     "full": Budget(
         name="full",
         images=20_000,
-        probe_max_iter=300,
+        probe_max_iter=1000,
         channel_sigmas=(0.1, 0.3, 1.0, 3.0),
         channel_samples=10_000,
         entropy_samples=10_000,

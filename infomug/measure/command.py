@@ -6,6 +6,10 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the measure stack is imported only when the command runs
+    from infomug.measure.results import Report
 
 BUDGET_SETTINGS_HELP = (
     "a budget setting, e.g. images=2000, channel_sigmas=0.1,1.0, caption_layers=all, uncertainty=false"
@@ -57,7 +61,9 @@ def add_measure_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--pool", default="token", choices=("token", "avg"), help="class token or patch mean")
     parser.add_argument("--budget", default="quick", choices=("quick", "full"), help="time vs accuracy")
-    parser.add_argument("--images", type=int, help="eval images to use (default: the budget's, 10,000)")
+    parser.add_argument(
+        "--images", type=int, help="eval images to use (default: the budget's, 10,000 quick, 20,000 full)"
+    )
     parser.add_argument(
         "--budget-set", action="append", default=[], metavar="KEY=VALUE", help=BUDGET_SETTINGS_HELP
     )
@@ -86,7 +92,12 @@ def _budget_overrides(args: argparse.Namespace) -> dict:
             raise ValueError(f"--budget-set expects KEY=VALUE with KEY one of {sorted(fields)}, got {text!r}")
         kind = type(getattr(Budget(), key))
         if kind is tuple:
-            overrides[key] = tuple(float(v) for v in raw.split(","))
+            try:
+                overrides[key] = tuple(float(v) for v in raw.split(","))
+            except ValueError as error:
+                raise ValueError(
+                    f"--budget-set {key} must be numbers separated by commas, got {raw!r}"
+                ) from error
         elif kind is bool:
             if raw.lower() not in ("true", "false"):
                 raise ValueError(f"--budget-set {key} must be true or false, got {raw!r}")
@@ -102,8 +113,10 @@ def _budget_overrides(args: argparse.Namespace) -> dict:
 def default_out(ckpt: str) -> Path:
     """``RUN/measure`` for a checkpoint inside a run folder ``RUN``, else ``measure`` here."""
     path = Path(ckpt)
+    from infomug.train.checkpoint_folders import CHECKPOINTS_DIR
+
     for folder in (path, *path.parents):
-        if (folder / "checkpoints").is_dir():
+        if (folder / CHECKPOINTS_DIR).is_dir():
             return folder / "measure"
     return Path("measure")
 
@@ -154,7 +167,7 @@ def run_measure(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_lines(report) -> list[str]:
+def summary_lines(report: Report) -> list[str]:
     """A few lines for the terminal: per model, the last layer's headline numbers."""
     lines = []
     sigma = report.settings["plane_sigma"]
@@ -162,7 +175,12 @@ def summary_lines(report) -> list[str]:
         if not model.layers:
             continue
         layer = model.layers[-1]
-        knn = [row["knn_on_probe_logits"].value for row in layer.label_information.values()]
+        # The kNN estimate is left out of a row when the probe's logits give it nothing to work on.
+        knn = [
+            row["knn_on_probe_logits"].value
+            for row in layer.label_information.values()
+            if "knn_on_probe_logits" in row
+        ]
         probe = [row["linear_probe"].value for row in layer.transfer.values() if "linear_probe" in row]
         channel = layer.channel_at(sigma)
         parts = []

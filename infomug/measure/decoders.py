@@ -51,6 +51,11 @@ def check_count(n: int, batch_size: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def available(dataset: Dataset | IterableDataset, n: int) -> int:
+    """``n``, capped at a map-style dataset's length (a stream's length is unknown until it ends)."""
+    return n if isinstance(dataset, IterableDataset) else min(n, len(dataset))
+
+
 def sample_batches(dataset: Dataset | IterableDataset, n: int, batch_size: int) -> Iterator[list[Sample]]:
     """The first ``n`` samples (fewer if the dataset is shorter) in batches, in order."""
     if isinstance(dataset, IterableDataset):
@@ -158,6 +163,7 @@ def _caption_nll(
     """Per-caption NLLs and counts of captions that tokenization cut or changed."""
     require_parts(objective, CAPTION_PARTS, "the caption decoder bound")
     check_count(n, batch_size)
+    n = available(dataset, n)  # mask noise is [n, L]: never for more images than there are
     decoder = objective.caption_decoder
     encoder = objective.encoder
     collate = CaptionCollate(tokenizer, context_length=decoder.context_length)

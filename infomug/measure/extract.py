@@ -153,7 +153,8 @@ def extract_features(
         batch_size: Images per forward pass.
         device: Where the encoder runs.
         cache_dir: Parent folder of the feature caches; None = no cache.
-        data_key: Identifies the data (stored in ``meta.json`` and part of the key).
+        data_key: Identifies the data and split (stored in ``meta.json`` and part of the key); required
+            with ``cache_dir``, or two datasets would share one cache.
         progress: tqdm bar over batches; None = only when stderr is a terminal.
         num_workers: DataLoader worker processes.
 
@@ -161,8 +162,9 @@ def extract_features(
         `Features`, rows ordered by dataset index.
 
     Raises:
-        ValueError: ``n < 2``, ``batch_size < 1``, fewer than 2 samples in the data, an unknown pool or bad
-            layer spec, a non-numeric label, or non-finite features (naming the layer).
+        ValueError: ``n < 2``, ``batch_size < 1``, ``cache_dir`` without ``data_key``, fewer than 2 samples
+            in the data, an unknown pool or bad layer spec, a non-numeric label, or non-finite features
+            (naming the layer).
     """
     started = time.perf_counter()
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
@@ -172,6 +174,8 @@ def extract_features(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if cache_dir is not None and not data_key:
+        raise ValueError("cache_dir needs a data_key naming the data and split (the cache's key)")
     if isinstance(dataset, IterableDataset):
         count = n
     else:
@@ -315,14 +319,22 @@ def _batches(
         starts = range(0, len(positions), batch_size)
         batches = ((positions[s : s + batch_size], *batch) for s, batch in zip(starts, loader, strict=True))
         return batches, len(loader)
-    if isinstance(dataset, WebDatasetShards) and world > 1:
+    if world > 1:
         # Every rank reads the whole stream and keeps its own positions, so the samples (and their
         # order) do not depend on how the shards would have been split over ranks.
-        dataset = copy.copy(dataset)
-        dataset.rank, dataset.world_size = 0, 1
+        dataset = unsplit_stream(dataset)
     stream = DataLoader(dataset, batch_size=None, num_workers=num_workers) if num_workers else dataset
     mine = ((i, s) for i, s in enumerate(islice(iter(stream), count)) if i % world == rank)
     return _group(mine, batch_size), None
+
+
+def unsplit_stream(dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
+    """``dataset``, or for a `WebDatasetShards` a copy that reads every shard whatever the process's rank."""
+    if not isinstance(dataset, WebDatasetShards):
+        return dataset
+    whole = copy.copy(dataset)
+    whole.rank, whole.world_size = 0, 1
+    return whole
 
 
 def _group(samples: Iterator[tuple[int, dict]], batch_size: int) -> Iterator[Batch]:

@@ -70,8 +70,8 @@ def label_information(
 
     Returns:
         ``({"probe_cross_entropy": Estimate, "knn_on_probe_logits": Estimate}, notes)``; both are
-        ``kind="lower_bound"`` with ``ceiling=H(Y)``. The kNN estimate is left out, with a note, when
-        the logits give it nothing to work on.
+        ``kind="lower_bound"`` with ``ceiling=H(Y)``, and warn when the probe did not converge. The kNN
+        estimate is left out, with a note, when the logits give it nothing to work on.
     """
     notes: list[str] = []
     warnings: tuple[str, ...] = ()
@@ -80,6 +80,11 @@ def label_information(
         warnings = (
             f"H(Y) = {entropy:.4f} nats is the plug-in entropy of the {len(whole_labels)} measured labels,"
             " not an exact value: the bound and its ceiling inherit its error",
+        )
+    if not probe.converged:
+        warnings += (
+            "the linear probe stopped at its iteration limit before converging: a better fit may give a"
+            " higher bound",
         )
     bound = estimators.barber_agakov_bound(probe.cross_entropy, entropy)
     out = {
@@ -122,15 +127,22 @@ def input_information(
         seed: Seed of the subset, the noise and the subsamples.
 
     Returns:
-        One `Estimate` per level, in the order given (``params["relative_sigma"]``).
+        One `Estimate` per level, in the order given; ``params["relative_sigma"]`` is the level asked for,
+        exactly (the estimator's own ``sigma / scale`` can differ from it in the last bit, which would
+        make one level look like two across layers).
 
     Raises:
         ValueError: for features without spread (see :func:`estimators.noisy_channel_mi`).
     """
     rows = subsample_rows(len(features), max_samples, seed)
-    return estimators.noisy_channel_sweep(
-        np.asarray(features)[rows], relative_sigmas=tuple(relative_sigmas), uncertainty=uncertainty, seed=seed
+    levels = [float(level) for level in relative_sigmas]
+    estimates = estimators.noisy_channel_sweep(
+        np.asarray(features)[rows], relative_sigmas=tuple(levels), uncertainty=uncertainty, seed=seed
     )
+    return [
+        estimate.with_extra(params={**estimate.params, "relative_sigma": level})
+        for estimate, level in zip(estimates, levels, strict=True)
+    ]
 
 
 def feature_entropy(
@@ -253,6 +265,7 @@ def caption_information(
     max_steps: int,
     seed: int,
     progress: bool | None = None,
+    device: str | torch.device | None = None,
 ) -> tuple[Estimate | None, str | None]:
     """InfoNCE lower bound on I(T; words of the caption) <= I(T; caption), in nats.
 
@@ -266,6 +279,8 @@ def caption_information(
         max_steps: Critic training steps at most.
         seed: Seed of the split, batches and critic.
         progress: Progress bar (default: when stderr is a terminal).
+        device: Where the critic trains; None = CUDA when available (as `estimators.neural_mi`), so pass
+            the measurement's device for the same numbers on machines with and without a GPU.
 
     Returns:
         ``(Estimate, None)``, or ``(None, reason)`` when the captions give fewer than 2 varying words
@@ -289,7 +304,14 @@ def caption_information(
         return None, "I(T; caption) not measured: every feature column is constant"
     try:
         estimate = estimators.neural_mi(
-            x, words, "infonce", batch_size=batch_size, max_steps=max_steps, seed=seed, progress=progress
+            x,
+            words,
+            "infonce",
+            batch_size=batch_size,
+            max_steps=max_steps,
+            seed=seed,
+            progress=progress,
+            device=device,
         )
     except ValueError as error:
         return None, f"I(T; caption) not measured: {error}"

@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 
 from infomug.measure.budget import Budget
 from infomug.measure.information import (
@@ -94,6 +95,7 @@ def measure_layer(
     captions: list[str] | None = None,
     caption_information: bool = False,
     progress: bool | None = None,
+    device: str | torch.device | None = None,
 ) -> tuple[LayerResult, list[str]]:
     """Measure one layer's features: transfer, I(T; labels), I(X; T_sigma), H(T), RankMe, I(T; caption).
 
@@ -108,6 +110,8 @@ def measure_layer(
         captions: ``N`` captions, row-aligned with ``features``.
         caption_information: Measure I(T; caption) (needs ``captions``).
         progress: Progress bar of the caption critic's training (default: when stderr is a terminal).
+        device: Where the caption critic trains (None: CUDA when available). Every other estimate runs
+            on the CPU.
 
     Returns:
         ``(LayerResult, notes)``, notes being human-readable lines on what was skipped and why.
@@ -213,6 +217,7 @@ def measure_layer(
             max_steps=budget.caption_steps,
             seed=budget.seed,
             progress=progress,
+            device=device,
         )
         if reason:
             notes.append(f"{name}: {reason}")

@@ -24,6 +24,7 @@ from infomug.measure.summaries import (
     mean_label_information,
     mean_transfer,
     plane_sigma,
+    relative_sigmas,
 )
 
 MISSING = "—"
@@ -31,7 +32,7 @@ MISSING = "—"
 LABEL_METHODS = {PROBE_KNN: "Ross kNN on probe logits", PROBE_CE: "H(label) − probe cross-entropy"}
 DECODER_TITLES = {
     "caption_decoder": "I(T; caption), caption decoder (Barber–Agakov)",
-    "pixel_decoder": "I(T; masked patch), pixel decoder (Barber–Agakov, per patch)",
+    "pixel_decoder": "I(T, position; masked patch), pixel decoder (Barber–Agakov, per patch)",
 }
 MAX_LABEL_COLUMNS = 8
 # Parameters that differ between estimates made with the same settings (they describe the data or a fit,
@@ -39,7 +40,7 @@ MAX_LABEL_COLUMNS = 8
 VARYING_PARAMS = frozenset(
     "feature_scale sigma kt_lower kt_upper label_entropy entropy entropy_stderr cross_entropy steps_trained"
     " best_step splits max finite_value chosen_by auto_reason auto_candidates classes logit_columns backend"
-    " variance vocabulary".split()
+    " variance vocabulary dither_sigma ceiling_estimate explained_variance iterations".split()
 )
 MAX_LISTED = 6
 SETTING_KEYS = ("images", "test_fraction", "knn_k", "mi_k", "channel_sigmas", "plane_sigma", "caption_batch")
@@ -141,7 +142,7 @@ def _summary(report: Report) -> list[str]:
         for method, title in (("linear_probe", "linear-probe acc %"), ("knn", "k-NN acc %")):
             cells = [format_accuracy(_get(last, "transfer", label, method)) for last in lasts]
             rows.append([f"{title}, {label}", "", *cells])
-    for sigma in _sigmas(report):
+    for sigma in relative_sigmas(report):
         estimates = [None if last is None else last.channel_at(sigma) for last in lasts]
         ceiling = _ceiling("log N", [e.ceiling for e in estimates if e is not None])
         rows.append([f"I(X; T_σ), σ = {sigma:g} × scale", ceiling, *map(format_nats, estimates)])
@@ -158,8 +159,9 @@ def _summary(report: Report) -> list[str]:
     rows.append(["I(T; caption), InfoNCE", reference, *map(format_nats, captions)])
     for key in dict.fromkeys(k for model in models for k in model.decoder_bounds):
         bounds = [model.decoder_bounds.get(key) for model in models]
-        reference = _ceiling("H", [b.ceiling for b in bounds if b is not None])
-        rows.append([DECODER_TITLES.get(key, key), reference, *map(format_nats, bounds)])
+        rows.append(
+            [DECODER_TITLES.get(key, key), _decoder_reference(report, key, bounds), *map(format_nats, bounds)]
+        )
     names = [f"{m.name} ({m.layers[-1].layer})" if m.layers else m.name for m in models]
     lines = ["", "## Summary: last layer", ""]
     if report.caption_information_total is not None:
@@ -171,15 +173,26 @@ def _summary(report: Report) -> list[str]:
     return lines + _table(["quantity", "ceiling / reference", *names], rows)
 
 
+def _decoder_reference(report: Report, key: str, bounds: list[Estimate | None]) -> str:
+    """A decoder bound's ceilings: its own (H(caption)), and the tighter ones the data or the fit know."""
+    parts = [_ceiling("H", [b.ceiling for b in bounds if b is not None])]
+    if key == "caption_decoder" and report.caption_information_total is not None:
+        # T is a function of the image and an independent mask, so I(T; caption) <= I(image; caption).
+        parts.append(f"ceiling I(image; caption) = {report.caption_information_total:.3f}")
+    if key == "pixel_decoder":
+        # I(T, J; A') <= I(A; A') = h(A') - h(sigma Z): what the dithered target lets through at all.
+        estimates = [b.params.get("ceiling_estimate") for b in bounds if b is not None]
+        parts.append(_ceiling("I(A; A'), estimated", estimates))
+    return "; ".join(part for part in parts if part)
+
+
+def _setting(value: Any) -> str:
+    # 6 significant digits: a level computed as sigma / scale (3.0000000000000004) reads, and groups, as 3.
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _get(layer: LayerResult | None, table: str, label: str, method: str) -> Any:
     return None if layer is None else getattr(layer, table).get(label, {}).get(method)
-
-
-def _sigmas(report: Report) -> list[float]:
-    found = [
-        e.params.get("relative_sigma") for m in report.models for t in m.layers for e in t.input_information
-    ]
-    return sorted({float(s) for s in found if s is not None})
 
 
 def _layer_tables(report: Report) -> Iterator[str]:
@@ -282,7 +295,7 @@ def _settings(report: Report) -> list[str]:
     groups: dict[tuple[str, str, str], list[tuple[Place, Estimate | Score]]] = {}
     for quantity, place, record in _records(report):
         fixed = {k: v for k, v in record.params.items() if k not in VARYING_PARAMS}
-        params = ", ".join(f"{k}={v}" for k, v in fixed.items())
+        params = ", ".join(f"{k}={_setting(v)}" for k, v in fixed.items())
         groups.setdefault((quantity, record.method, params), []).append((place, record))
     lines = ["", "## Settings of every estimate", ""]
     if not groups:

@@ -2,7 +2,9 @@
 
 A = one masked patch, seen through a fixed 3-D summary g plus a Gaussian dither (data processing keeps the
 bound valid), q = a Gaussian around g of the pixel decoder's prediction; h(g(A) + noise) is a
-Kozachenko-Leonenko estimate, so this bound holds up to its error. Masks are drawn as in `decoders`.
+Kozachenko-Leonenko estimate, so this bound holds up to its error. The decoder is told which patch it
+predicts, so the bound is on I(T, position; A): it counts what the position alone says of the patch.
+Masks are drawn as in `decoders`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from estimators import Estimate, barber_agakov_bound, gaussian_nll, kl_entropy
 from estimators.preprocessing import make_generator
 from infomug.models.mae_decoder import patch_statistics, patchify
 
-from .decoders import check_count, evaluating, mask_draws, no_bar, require_parts, sample_batches
+from .decoders import available, check_count, evaluating, mask_draws, no_bar, require_parts, sample_batches
 
 PIXEL_PARTS = ("encoder", "pixel_decoder", "masked_pass", "mask_ratio", "norm_pix_loss")
 PCA_DIMS = 3
@@ -46,6 +48,7 @@ def _masked_patches(
         them.
     """
     patch_size = objective.encoder.patch_size
+    n = available(dataset, n)  # mask noise is [n, L]: never for more images than there are
     noise, picks = mask_draws(objective, n, seed)
     objective.to(device)
     targets, predictions = [], []
@@ -120,14 +123,14 @@ def pixel_decoder_bound(
     dither: float = 0.05,
     progress: bool | None = None,
 ) -> Estimate:
-    """Barber-Agakov lower bound on I(T; A), A = one masked patch, T = the visible-patch encoding, in nats.
+    """Barber-Agakov lower bound on I(T, J; A), A = a masked patch, J its position, T = the visible encoding.
 
     Each image is masked at the training ratio (seeded) and one of its masked patches is picked (seeded).
     A is that patch as the loss sees it (``p * p * C`` values, normalised per patch when
     ``norm_pix_loss``). Rendered patches lie near a low-dimensional set and often repeat exactly, so h(A)
     itself is -inf in effect and no kNN estimate of it settles. The bound is therefore taken on a
     dithered summary A' = g(A) + sigma Z (Z ~ N(0, I) independent of everything, seeded), which data
-    processing allows for any fixed g: I(T; A') <= I(T; g(A)) <= I(T; A). The summary g:
+    processing allows for any fixed g: I(T, J; A') <= I(T, J; g(A)) <= I(T, J; A). The summary g:
 
     * ``norm_pix_loss`` (the default of every preset): ``"patch_pca3"``, the normalised patch projected
       onto the top 3 principal directions of the fit half's targets (its per-channel mean is 0 by
@@ -135,11 +138,17 @@ def pixel_decoder_bound(
     * otherwise: ``"patch_channel_mean"``, the patch's per-channel mean (C values) in the images' own
       pixel space, the one the loss regresses.
 
+    The decoder is told which patch it predicts (its position J, through the mask tokens' position
+    embeddings), and J is drawn apart from the image, so what the bound proves is I(T, J; A') =
+    I(J; A') + I(T; A' | J): it includes what the position alone says of the patch (e.g. that border
+    patches tend to be background), which a decoder that ignores T still earns. Compare models, or a
+    random-init copy, rather than reading the value as image information on its own.
+
     The decoder's prediction goes through the same g. sigma = ``dither`` x the RMS per-dimension standard
     deviation of g(A) on the fit half (the first half of the images). The decoder model is
-    q(a' | t) = N(g(pred), diag(v)) with v the per-dimension mean squared residual A' - g(pred) on the fit
-    half (sigma^2 included); its NLL and h(A') (Kozachenko-Leonenko, raw units) are taken on the second
-    half, so the bound h(A') - E[-log q(a' | t)] is held out. A smaller ``dither`` lets more of g(A)
+    q(a' | t, j) = N(g(pred), diag(v)) with v the per-dimension mean squared residual A' - g(pred) on the
+    fit half (sigma^2 included); its NLL and h(A') (Kozachenko-Leonenko, raw units) are taken on the second
+    half, so the bound h(A') - E[-log q(a' | t, j)] is held out. A smaller ``dither`` lets more of g(A)
     through: the bound can then rise, and so does its own ceiling I(g(A); A') = h(A') - h(sigma Z), which
     ``params["ceiling_estimate"]`` reports.
 
@@ -198,9 +207,12 @@ def pixel_decoder_bound(
     channels = target.shape[1] // (patch_size * patch_size)
     held = done - done // 2
     warnings = [
-        f"a lower bound on I(T_visible; masked patch) through g = {name} ({dims} dims) and a Gaussian "
-        f"dither of sigma = {sigma:.3g} ({dither:g} x the RMS spread of g): I(T; g(A) + sigma Z) <= I(T; A) "
-        f"by data processing; it holds up to the error of the Kozachenko-Leonenko h(A') (k={k}, N={held})",
+        f"a lower bound on I(T_visible, J; A), A a masked patch and J its position, through g = {name} "
+        f"({dims} dims) and a Gaussian dither of sigma = {sigma:.3g} ({dither:g} x the RMS spread of g): "
+        f"I(T, J; g(A) + sigma Z) <= I(T, J; A) by data processing; it holds up to the error of the "
+        f"Kozachenko-Leonenko h(A') (k={k}, N={held})",
+        "the decoder is told which patch it predicts, so the bound includes I(J; A), what the position "
+        "alone says of the patch, which a decoder that ignores T still earns",
         f"nats per masked patch ({patch_size}x{patch_size}x{channels} values"
         + (", each normalised)" if objective.norm_pix_loss else ")"),
         *(f"h(A'): {text}" for text in entropy.warnings),

@@ -26,6 +26,7 @@ from infomug.measure.summaries import (
     mean_label_information,
     mean_transfer,
     plane_sigma,
+    relative_sigmas,
 )
 
 logger = logging.getLogger(__name__)
@@ -292,7 +293,7 @@ def figure_input_information(report: Report) -> Figure:
     if not any(layer.input_information or layer.effective_rank is not None for layer in layers):
         raise MissingDataError("no I(X; T_sigma) or effective rank in the report")
     order = layer_order(report)
-    sigmas = sorted({float(e.params["relative_sigma"]) for layer in layers for e in layer.input_information})
+    sigmas = relative_sigmas(report)
     markers = "osD^vP*X"
     figure, axes = _figure(1, 2, 4.6, 3.6)
     channel_ax, rank_ax = axes.flat

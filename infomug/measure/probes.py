@@ -110,6 +110,8 @@ class ProbeOutput:
         logits: ``[n_test, C]`` held-out logits over the label's full class set.
         classes: ``[C]`` the label values the logit columns stand for.
         unseen_classes: Classes absent from the train split (their logits are a constant bias).
+        converged: False when L-BFGS stopped at its iteration or evaluation limit rather than at its
+            tolerance: a better probe exists, so the accuracy and the bound may be understated.
     """
 
     accuracy: Score
@@ -117,6 +119,7 @@ class ProbeOutput:
     logits: np.ndarray
     classes: np.ndarray
     unseen_classes: tuple[Any, ...] = ()
+    converged: bool = True
 
 
 def linear_probes(
@@ -148,7 +151,8 @@ def linear_probes(
         weight_decay: L2 penalty on the weights (per sample: the loss is a mean over samples).
 
     Returns:
-        ``{name: ProbeOutput}``; each ``accuracy`` carries the shared training time in ``seconds``.
+        ``{name: ProbeOutput}``; each ``accuracy`` carries the shared training time in ``seconds``, the
+        L-BFGS iterations run in ``params["iterations"]``, and a warning when they hit ``max_iter``.
 
     Raises:
         ValueError: for no labels or a label with fewer than 2 classes.
@@ -189,7 +193,21 @@ def linear_probes(
     with torch.no_grad():
         test_logits = test_x @ (weight * seen) + bias
     seconds = time.perf_counter() - start
-    params = {"max_iter": max_iter, "weight_decay": weight_decay, "normalisation": "batchnorm_no_affine"}
+    state = optimizer.state[weight]
+    # L-BFGS returns on its tolerances, or when it runs out of iterations or evaluations.
+    converged = state["n_iter"] < max_iter and state["func_evals"] < optimizer.defaults["max_eval"]
+    params = {
+        "max_iter": max_iter,
+        "weight_decay": weight_decay,
+        "normalisation": "batchnorm_no_affine",
+        "iterations": int(state["n_iter"]),
+    }
+    limit: tuple[str, ...] = ()
+    if not converged:
+        limit = (
+            f"the probe's L-BFGS stopped at its iteration limit (max_iter={max_iter}) before converging:"
+            " a longer fit may score higher (budget probe_max_iter)",
+        )
     out = {}
     for (name, codes, classes, cols), train in zip(heads, train_codes, strict=True):
         logits = test_logits[:, cols]
@@ -200,7 +218,8 @@ def linear_probes(
         score = _accuracy_score(correct, test_codes.numpy(), "linear_probe", dict(params), seconds)
         if unseen:
             score = replace(score, warnings=(f"classes {list(unseen)} never occur in the train split",))
-        out[name] = ProbeOutput(score, cross_entropy.numpy(), logits.numpy(), classes, unseen)
+        score = replace(score, warnings=score.warnings + limit)
+        out[name] = ProbeOutput(score, cross_entropy.numpy(), logits.numpy(), classes, unseen, converged)
     return out
 
 
@@ -245,7 +264,10 @@ def knn_accuracies(
         top = torch.topk(queries[begin : begin + KNN_CHUNK] @ bank.T, k_used, dim=1)
         similarities.append(top.values)
         neighbours.append(top.indices)
-    weights = torch.exp(torch.cat(similarities).double() / temperature)  # [n_test, k]
+    similarities = torch.cat(similarities).double()  # [n_test, k], each row descending
+    # Votes relative to the nearest neighbour's: the same argmax, without exp(1 / temperature) overflowing
+    # to inf (and every vote tying) at temperatures below 1/709.
+    weights = torch.exp((similarities - similarities[:, :1]) / temperature)
     neighbours = torch.cat(neighbours)
     search_seconds = time.perf_counter() - start
     params = {"k": k_used, "temperature": temperature, "similarity": "cosine"}

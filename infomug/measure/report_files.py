@@ -54,4 +54,9 @@ def read_report(path: str | Path) -> Report:
         raise ValueError(f"{path} is not valid JSON (truncated?): {error}") from error
     if not isinstance(data, dict) or "models" not in data:
         raise ValueError(f"{path} is not an infomug measure report")
-    return Report.from_dict(data)
+    try:
+        return Report.from_dict(data)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"{path} is not a complete infomug measure report: {error!r} is missing or wrong"
+        ) from error

@@ -161,7 +161,8 @@ class ModelResult:
         fingerprint: Hash of the weights (the feature cache key).
         layers: One `LayerResult` per tapped layer, shallow to deep.
         decoder_bounds: Checkpoint-level bounds from the model's own decoders, e.g.
-            ``"caption_decoder"`` (MUG: Barber-Agakov I(T; caption)) and ``"pixel_decoder"`` (MAE/MUG).
+            ``"caption_decoder"`` (MUG: Barber-Agakov I(T; caption)) and ``"pixel_decoder"`` (MAE/MUG:
+            I(T, patch position; masked patch)).
         seconds: ``{stage: wall seconds}`` (extraction, decoders).
         notes: Things the reader should know (a measurement skipped and why, ...).
     """

@@ -135,13 +135,14 @@ def load_timm(
         The `LoadedModel` (``source="timm:NAME"``, no objective); the fingerprint hashes the state dict.
 
     Raises:
-        ValueError: ``pretrained=True`` is asked (this would download); an unknown suffix; the weights
-            do not fit the model (naming a few keys).
+        ValueError: ``pretrained=True`` is asked (this would download); timm does not know ``name``; an
+            unknown suffix; the weights do not fit the model (naming a few keys).
         FileNotFoundError: ``weights`` does not exist.
-        RuntimeError: timm does not know ``name`` (timm's own message).
     """
     if kwargs.pop("pretrained", False):
         raise ValueError("load_timm never downloads weights: pass a local file as weights= instead")
+    if not timm.is_model(name):
+        raise ValueError(f"timm has no model named {name!r} (see timm.list_models())")
     with torch.random.fork_rng(devices=[]) if weights is not None else contextlib.nullcontext():
         model = timm.create_model(name, pretrained=False, **kwargs)
     if weights is not None:
@@ -195,7 +196,7 @@ def random_init_like(model: LoadedModel, seed: int = 0) -> LoadedModel:
         A new `LoadedModel` named ``model.name + " (random init)"`` on the encoder's device; source, step,
         run config and tokenizer are kept, the fingerprint is that of the new weights.
     """
-    device = _device_of(model.encoder)
+    device = device_of(model.encoder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         objective = None
@@ -227,16 +228,47 @@ def random_init_like(model: LoadedModel, seed: int = 0) -> LoadedModel:
 def load_model(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
     """The CLI's model argument: ``"timm:NAME[:WEIGHTS_PATH]"`` or a checkpoint path.
 
+    ``timm:NAME`` without weights is timm's random initialisation drawn under seed 0 (inside
+    `torch.random.fork_rng`), so that the same spec always measures the same weights (and hits the
+    feature cache); it is named ``"NAME (random init, no weights)"`` and a warning is logged.
+
     Raises:
-        ValueError: ``timm:`` without a name.
+        ValueError: ``timm:`` without a name, or as `load_timm`.
         FileNotFoundError, CheckpointError: as `load_checkpoint` / `load_timm`.
     """
     if spec.startswith(TIMM_PREFIX):
         name, _, weights = spec[len(TIMM_PREFIX) :].partition(":")
         if not name:
             raise ValueError(f"model spec {spec!r} names no timm architecture: use timm:NAME[:WEIGHTS_PATH]")
-        return load_timm(name, weights or None, device=device)
+        if weights:
+            return load_timm(name, weights, device=device)
+        logger.warning("%s names no weights file: measuring a random initialisation (seed 0)", spec)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = load_timm(name, device=device)
+        # A bare timm name reads as its pretrained weights in a table; say that it is not.
+        model.name = f"{name} (random init, no weights)"
+        return model
     return load_checkpoint(spec, device=device)
+
+
+def fixed_input_size(encoder: nn.Module) -> int | None:
+    """The image side a ViT-style encoder only accepts (its ``patch_embed.img_size``), or None.
+
+    None when the encoder takes any size (``dynamic_img_size``, no strict patch embedding) or does not
+    say (a module without ``patch_embed``), or takes non-square images.
+    """
+    vit = encoder.vit if isinstance(getattr(encoder, "vit", None), nn.Module) else encoder
+    patch_embed = getattr(vit, "patch_embed", None)
+    size = getattr(patch_embed, "img_size", None)
+    if (
+        size is None
+        or getattr(vit, "dynamic_img_size", False)
+        or not getattr(patch_embed, "strict_img_size", True)
+    ):
+        return None
+    size = tuple(size) if isinstance(size, tuple | list) else (size, size)
+    return int(size[0]) if len(size) == 2 and size[0] == size[1] else None
 
 
 def data_config_of(model: LoadedModel) -> DataConfig | None:
@@ -275,7 +307,8 @@ def _kwargs_text(kwargs: dict[str, Any]) -> str:
     return json.dumps(kwargs, sort_keys=True, default=repr)
 
 
-def _device_of(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
+    """The device of the module's first parameter (or buffer); the CPU for a module with neither."""
     tensor = next(module.parameters(), None)
     if tensor is None:
         tensor = next(module.buffers(), None)

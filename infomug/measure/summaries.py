@@ -1,4 +1,4 @@
-"""Numbers read off a `Report` by both the markdown and the plots: means over labels, the plane's sigma."""
+"""Numbers read off a `Report` by both the markdown and the plots: means over labels, the noise levels."""
 
 from __future__ import annotations
 
@@ -55,6 +55,29 @@ def plane_sigma(report: Report) -> float | None:
     """The relative noise level the information plane uses, or None when the settings lack it."""
     value = report.settings.get("plane_sigma", budget_settings(report).get("plane_sigma"))
     return None if value is None else float(value)
+
+
+def relative_sigmas(report: Report) -> list[float]:
+    """The noise levels of the report's I(X; T_sigma) estimates, ascending, each once.
+
+    Levels equal to 1e-9 (as `LayerResult.channel_at` matches them) are one level, named by the budget's
+    ``channel_sigmas`` value when it has one: reports written before the estimates carried the nominal
+    level hold values such as ``3.0000000000000004`` next to ``3.0``.
+    """
+    nominal = [float(s) for s in budget_settings(report).get("channel_sigmas") or ()]
+    levels: list[float] = []
+    found = {
+        float(e.params["relative_sigma"])
+        for model in report.models
+        for layer in model.layers
+        for e in layer.input_information
+        if e.params.get("relative_sigma") is not None
+    }
+    for value in sorted(found):
+        value = next((s for s in nominal if math.isclose(s, value, rel_tol=1e-9)), value)
+        if not any(math.isclose(value, level, rel_tol=1e-9) for level in levels):
+            levels.append(value)
+    return levels
 
 
 def label_names(report: Report) -> list[str]:

@@ -13,6 +13,7 @@ Two taps, one call shape (``tap(images) -> {name: [B, D] float32}``):
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,8 +61,8 @@ def parse_layers(spec: str | Sequence[int] | None, depth: int) -> list[int]:
     indices = []
     for token in tokens:
         try:
-            if isinstance(token, bool) or isinstance(token, float):
-                raise ValueError
+            if isinstance(token, bool) or not isinstance(token, str | numbers.Integral):
+                raise ValueError  # 1.5 or True is no block index (numpy integers are)
             index = int(token)
         except (TypeError, ValueError):
             raise ValueError(
@@ -342,7 +343,7 @@ def _tokens(layers: str | Sequence[int] | Sequence[str] | None) -> list[Any] | N
 
 
 def _is_block_token(token: Any) -> bool:
-    if isinstance(token, int) and not isinstance(token, bool):
+    if isinstance(token, numbers.Integral) and not isinstance(token, bool):  # numpy integers too
         return True
     if not isinstance(token, str):
         return False

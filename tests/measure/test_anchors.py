@@ -88,7 +88,8 @@ def test_independent_features_measure_no_information():
     n_train = N - result.transfer["shape"]["linear_probe"].n
     for name, entropy in ENTROPIES.items():
         knn_mi = result.label_information[name]["knn_on_probe_logits"]
-        assert abs(knn_mi.value) <= max(3 * knn_mi.stderr, 0.05), name
+        # Zero within the reported uncertainty (3 standard errors), as the issue asks: no absolute floor.
+        assert math.isfinite(knn_mi.stderr) and abs(knn_mi.value) <= 3 * knn_mi.stderr, name
         # The probe's bound may fall below 0 by about its overfitting, D (C - 1) / (2 n_train) nats
         # (the number of free parameters over twice the sample), but must not claim information.
         bound = result.label_information[name]["probe_cross_entropy"]

@@ -1,10 +1,19 @@
 import json
 import math
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
+from torch.utils.data import IterableDataset
 
 from infomug.measure import get_budget, measure, read_report
+from infomug.measure.api import _decoder_bounds, _measure_oracle, resolve_models
+from infomug.measure.eval_data import label_entropies, resolve_data
+from infomug.measure.extract import Features
 from infomug.measure.report_files import JSON_FILE, MARKDOWN_FILE
+from infomug.measure.results import ModelResult
+from infomug.measure.sources import load_checkpoint, load_timm
 
 # Small enough for seconds on one thread: the tiny world's 256 eval images, short critic training.
 SMALL = dict(
@@ -112,3 +121,99 @@ def test_bad_inputs_are_named(tiny_checkpoint, small_budget, tmp_path):
         measure(tiny_checkpoint, layers="7", budget=small_budget)
     with pytest.raises(FileNotFoundError):
         measure(tmp_path / "missing", budget=small_budget)
+    # Refused before any extraction, not after it by the first estimator.
+    with pytest.raises(ValueError, match="images=10: measuring needs at least 20 images"):
+        measure(tiny_checkpoint, budget=get_budget("quick", images=10))
+    # Settings the probes would refuse only after the extraction are refused when the budget is built.
+    with pytest.raises(ValueError, match="knn_temperature must be positive"):
+        get_budget("quick", knn_temperature=0.0)
+    with pytest.raises(ValueError, match="probe_weight_decay must be >= 0"):
+        get_budget("quick", probe_weight_decay=-1e-3)
+    with pytest.raises(ValueError, match="device must be cpu, cuda"):
+        measure(tiny_checkpoint, budget=small_budget, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            measure(tiny_checkpoint, budget=small_budget, device="cuda")
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"schema_version": 1, "models": []}))
+    with pytest.raises(ValueError, match="not a complete infomug measure report"):
+        read_report(broken)
+
+
+def test_the_same_loaded_model_twice_gets_two_names_and_is_not_renamed(tiny_checkpoint):
+    model = load_checkpoint(tiny_checkpoint, name="a")
+    other = load_checkpoint(tiny_checkpoint, name="a (2)")
+    loaded = resolve_models([model, model, other], "cpu")
+    assert [m.name for m in loaded] == ["a", "a (2)", "a (2) (2)"]
+    assert model.name == "a" and other.name == "a (2)"
+
+
+def test_foreign_models_get_data_at_their_input_size_and_a_mismatch_is_refused(tiny_checkpoint):
+    vit = load_timm("vit_tiny_patch16_224", img_size=24, patch_size=8, depth=1, embed_dim=16, num_heads=1)
+    config = resolve_data(None, [vit]).config
+    assert (config.source, config.image_size, config.world.image_size) == ("world", 24, 24)
+    assert resolve_data("digits", [vit]).config.digits.image_size == 24
+    assert resolve_data(None, [vit], ["image_size=40"]).config.image_size == 40  # the user's word wins
+    # Side by side with a 16-pixel checkpoint, the data is the checkpoint's: a clear error, not timm's assert.
+    with pytest.raises(ValueError, match=r"takes 24x24 images but the eval data gives 16x16"):
+        measure([tiny_checkpoint, vit], budget=get_budget("quick", images=20))
+
+
+def test_a_module_is_given_back_in_its_mode_and_the_report_counts_the_images_measured():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 8), nn.Dropout(0.5)).train()
+    budget = get_budget(
+        "quick", **{**SMALL, "images": 60, "uncertainty": False, "caption_steps": 5, "caption_batch": 16}
+    )
+    report = measure(net, "world", layers=["1"], budget=budget, progress=False)
+    assert net.training and net[2].training  # measured in eval mode, handed back in train mode
+    assert report.data["images"] == 60 and report.models[0].layers[0].n == 60
+    assert report.data["layers"] == ["1"]
+    assert json.dumps(measure(net, "world", layers=np.array(["1"]), budget=budget).data["layers"]) == '["1"]'
+
+
+class _Stream(IterableDataset):
+    def __init__(self, dataset, n):
+        self.dataset, self.n = dataset, n
+
+    def __iter__(self):
+        return (self.dataset[i] for i in range(self.n))
+
+
+def test_decoder_bounds_read_a_stream_and_only_the_measured_images(tiny_checkpoint):
+    model = load_checkpoint(tiny_checkpoint)
+    eval_data = resolve_data(None, [model])
+    eval_data.dataset = _Stream(eval_data.dataset, 100)
+    result = ModelResult(name="m", source="s", objective="mug", step=4, fingerprint="f")
+    budget = get_budget("quick", decoder_samples=2000)
+    _decoder_bounds(model, eval_data, budget, torch.device("cpu"), False, result, images=24)
+    pixel, caption = result.decoder_bounds["pixel_decoder"], result.decoder_bounds["caption_decoder"]
+    assert pixel.params["fit_samples"] + pixel.params["held_out_samples"] == 24
+    assert caption.n == 24
+    assert not result.notes
+
+
+def _features(labels):
+    n = len(next(iter(labels.values())))
+    return Features(
+        layers={}, labels=labels, captions=["c"] * n, indices=np.arange(n), seconds=0.0, from_cache=False
+    )
+
+
+def test_oracle_encodes_the_labels_the_layers_measure_and_is_skipped_without_any(tiny_checkpoint):
+    eval_data = resolve_data(None, [load_checkpoint(tiny_checkpoint)])
+    budget = get_budget("quick", **{**SMALL, "uncertainty": False})
+    n = 40
+    labels = {"cls": np.arange(n) % 2, "image_id": np.arange(n), "size": np.linspace(0, 1, n)}
+    oracle = _measure_oracle(_features(labels), eval_data, budget, False)
+    (layer,) = oracle.layers
+    assert layer.dim == 2 and set(layer.label_information) == {"cls"}  # no one-hot block for the id
+    assert _measure_oracle(_features({"size": labels["size"]}), eval_data, budget, False) is None
+
+
+def test_label_entropies_are_exact_where_known_and_plug_in_elsewhere():
+    labels = {"a": np.array([0, 0, 1, 1]), "b": np.array([0, 1, 2, 3])}
+    entropies, exact = label_entropies({"a": 0.5}, labels, ["a", "b"])
+    assert entropies == pytest.approx({"a": 0.5, "b": math.log(4)}) and not exact
+    assert label_entropies({"a": 0.5, "b": 1.0}, labels, ["a", "b"]) == ({"a": 0.5, "b": 1.0}, True)
+    assert label_entropies(None, labels, ["a"]) == (pytest.approx({"a": math.log(2)}), False)

@@ -3,6 +3,8 @@ import json
 import pytest
 
 from infomug.cli import main
+from infomug.measure import read_report
+from infomug.measure.command import summary_lines
 
 SMALL = [
     "--images",
@@ -33,6 +35,12 @@ def test_measure_command_writes_a_report(tiny_checkpoint, tmp_path, capsys):
     data = json.loads((out / "measure.json").read_text())
     assert data["settings"]["images"] == 128 and data["settings"]["uncertainty"] is False
     assert [layer["layer"] for layer in data["models"][0]["layers"]] == ["block_1"]
+    # The kNN estimate may be missing from a label's row (constant probe logits): the summary copes.
+    report = read_report(out)
+    rows = report.models[0].layers[-1].label_information
+    del rows["shape"]["knn_on_probe_logits"]
+    (line,) = summary_lines(report)
+    assert f"over {len(rows) - 1} labels" in line
 
 
 def test_default_report_folder_is_inside_the_run(tiny_checkpoint, capsys):
@@ -59,6 +67,18 @@ def test_bad_options_are_named(tiny_checkpoint, tmp_path, capsys):
     args = ["measure", "--ckpt", str(tiny_checkpoint), "--out", str(tmp_path), "--budget-set", "k=3"]
     assert main(args) == 2
     assert "--budget-set" in capsys.readouterr().err
+    for setting, message in (
+        ("channel_sigmas=0.3,x", "--budget-set channel_sigmas must be numbers separated by commas"),
+        ("knn_temperature=0", "knn_temperature must be positive"),
+    ):
+        assert main([*args[:-1], setting]) == 2
+        assert message in capsys.readouterr().err
+    # timm's own errors (RuntimeError, AssertionError) would escape as tracebacks.
+    assert main(["measure", "--timm", "vit_nonexistent", "--out", str(tmp_path)]) == 2
+    assert "timm has no model named 'vit_nonexistent'" in capsys.readouterr().err
+    too_small = ["measure", "--ckpt", str(tiny_checkpoint), "--timm", "vit_tiny_patch16_224"]
+    assert main([*too_small, "--out", str(tmp_path)]) == 2
+    assert "takes 224x224 images but the eval data gives 16x16" in capsys.readouterr().err
 
 
 def test_any_submodule_is_measured_through_a_hook(tiny_checkpoint, tmp_path):

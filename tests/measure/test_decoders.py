@@ -334,3 +334,53 @@ def test_pixel_bound_runs_on_both_targets_untouched(tiny):
     for dither in (0, -0.1, math.nan):
         with pytest.raises(ValueError, match="dither must be a positive number"):
             pixel_decoder_bound(objective, dataset, n=64, dither=dither)
+
+
+def test_masks_are_drawn_for_the_images_there_are(tiny, monkeypatch):
+    # n is "at most": asking for a million images of a 256-image split must not draw [10^6, L] mask noise.
+    import infomug.measure.decoders as decoders
+    import infomug.measure.pixel_decoder as pixel
+
+    objective, dataset, tokenizer = tiny
+    drawn, original = [], decoders.mask_draws
+
+    def recording(objective, n, seed):
+        drawn.append(n)
+        return original(objective, n, seed)
+
+    for module in (decoders, pixel):
+        monkeypatch.setattr(module, "mask_draws", recording)
+    nll = caption_cross_entropy(objective, dataset, tokenizer, n=10**6, batch_size=256)
+    bound = pixel_decoder_bound(objective, dataset, n=10**6, batch_size=256)
+    assert drawn == [256, 256] and nll.shape == (256,) and bound.n == 128
+
+
+class PositionalPatches(Dataset):
+    """16x16 images of flat 4x4 patches whose colour depends on the patch's position: patch j (of 16) is
+    grey level (j - 7.5) / 2.5 on every channel plus N(0, 0.3^2) per channel. ``mean_image`` is the
+    noiseless image, the same for every sample."""
+
+    def __init__(self, n):
+        levels = ((torch.arange(16, dtype=torch.float32) - 7.5) / 2.5).reshape(1, 1, 4, 4)
+        self.mean_image = levels.expand(1, 3, 4, 4).repeat_interleave(4, dim=2).repeat_interleave(4, dim=3)[0]
+        colours = levels + 0.3 * torch.randn(n, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+        self.images = colours.repeat_interleave(4, dim=2).repeat_interleave(4, dim=3)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return {"image": self.images[index], "caption": "", "labels": {}}
+
+
+def test_pixel_bound_counts_what_the_position_alone_says(tiny, monkeypatch):
+    objective, _, _ = tiny
+    monkeypatch.setattr(objective, "norm_pix_loss", False)
+    data = PositionalPatches(512)
+    # A decoder that ignores the image and predicts each position's mean colour: the bound is then
+    # I(J; A') > 0, information about the patch that T does not carry. It must say so.
+    mean = patchify(data.mean_image[None], objective.encoder.patch_size).double()
+    with_prediction(objective, monkeypatch, lambda target, _: mean.expand_as(target))
+    estimate = pixel_decoder_bound(objective, data, n=512)
+    assert estimate.value > 1.0 and estimate.value > 4 * estimate.stderr
+    assert any("what the position alone says of the patch" in w for w in estimate.warnings)

@@ -221,7 +221,7 @@ def test_any_module_over_a_stream_and_a_plain_dataset():
     assert first_five.captions == [f"sample {i}" for i in range(5)]
 
 
-def test_bad_requests_and_non_finite_features_are_refused(model, world):
+def test_bad_requests_and_non_finite_features_are_refused(model, world, tmp_path):
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         _extract(model, world, None, n=1)
     with pytest.raises(ValueError, match="at least 2"):
@@ -232,6 +232,9 @@ def test_bad_requests_and_non_finite_features_are_refused(model, world):
         _extract(model, world, None, pool="max")
     with pytest.raises(ValueError, match="out of range"):
         _extract(model, world, None, layers="5")
+    # Without a data key, features of two datasets would share one cache folder.
+    with pytest.raises(ValueError, match="cache_dir needs a data_key"):
+        _extract(model, world, tmp_path, data_key="")
 
     net = nn.Sequential(nn.Flatten(), nn.Linear(48, 3), nn.Linear(3, 2))
     with torch.no_grad():

@@ -45,6 +45,20 @@ def test_label_information_bounds_and_their_labels():
     assert math.isnan(plug_in["knn_on_probe_logits"].stderr)
 
 
+def test_label_information_warns_when_the_probe_did_not_converge():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 400)
+    features = (np.eye(4)[labels] * 2 + rng.standard_normal((400, 4))).astype(np.float32)
+    train, test = split_indices(400, 0.3, seed=0)
+    probe = linear_probes(features, {"y": labels}, train, test, max_iter=1, weight_decay=1e-4)["y"]
+    assert not probe.converged
+    estimates, _ = label_information(
+        probe, labels[test], labels, entropy=math.log(4), k=3, uncertainty=False, seed=0
+    )
+    for estimate in estimates.values():
+        assert any("stopped at its iteration limit" in w for w in estimate.warnings)
+
+
 def test_label_information_drops_the_constant_logit_of_an_unseen_class():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 600)
@@ -104,6 +118,39 @@ def test_noisy_channel_sweep_is_wired():
     assert all(e.n == 300 and e.method == "noisy_channel" for e in estimates)
     assert estimates[0].value == pytest.approx(math.log(2), abs=0.01)
     assert estimates[1].value < estimates[0].value
+
+
+def test_noisy_channel_levels_are_exactly_the_ones_asked_for():
+    # For these features the estimator's sigma / scale gives 3.0000000000000004, which the summary table
+    # and the plots would show as a second "sigma = 3" next to the other layers' 3.0.
+    features = np.random.default_rng(2).standard_normal((100, 3)) * 1.7
+    levels = (0.1, 0.3, 1.0, 3.0)
+    estimates = input_information(
+        features, relative_sigmas=levels, max_samples=100, uncertainty=False, seed=0
+    )
+    assert [e.params["relative_sigma"] for e in estimates] == list(levels)
+    assert all(
+        e.params["sigma"] == pytest.approx(level * e.params["feature_scale"])
+        for e, level in zip(estimates, levels, strict=True)
+    )
+
+
+def test_caption_critic_trains_on_the_device_asked_for(monkeypatch):
+    # neural_mi's own default is CUDA whenever torch sees a GPU, whatever device the measurement runs on.
+    import estimators.neural.estimator as neural
+
+    def default_device(_):
+        raise AssertionError("neural_mi chose the device itself")
+
+    monkeypatch.setattr(neural, "_default_device", default_device)
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 4, 200)
+    features = (np.eye(4)[labels] * 3 + rng.standard_normal((200, 4))).astype(np.float32)
+    captions = [f"a {COLOURS[c]} shape" for c in labels]
+    estimate, reason = caption_information(
+        features, captions, batch_size=16, max_steps=5, seed=0, progress=False, device="cpu"
+    )
+    assert reason is None and estimate.params["device"] == "cpu"
 
 
 def test_feature_entropy_matches_the_gaussian_closed_form_after_scaling():

@@ -87,7 +87,13 @@ def test_measure_layer_notes_quantities_it_cannot_measure():
     assert "caption" in result.seconds and len(result.input_information) == 3
 
 
-def test_measure_layer_caption_information():
+def test_measure_layer_caption_information(monkeypatch):
+    import estimators.neural.estimator as neural
+
+    def default_device(_):
+        raise AssertionError("the caption critic's device was not passed on")
+
+    monkeypatch.setattr(neural, "_default_device", default_device)
     features, labels = blob_data(n=600, seed=3)
     words = ["red", "green", "blue", "pink"]
     captions = [f"a {words[c]} thing" for c in labels["y"]]
@@ -99,11 +105,13 @@ def test_measure_layer_caption_information():
         captions=captions,
         caption_information=True,
         progress=False,
+        device="cpu",
     )
     estimate = result.caption_information
     # Captions name y, which the features separate well: InfoNCE sees most of H(y) = log 4 = 1.39.
     assert estimate is not None and estimate.params["text_feature"] == "bag_of_words"
     assert 0.7 < estimate.value <= math.log(4) + 3 * estimate.stderr
+    assert estimate.params["device"] == "cpu"
 
 
 def test_discrete_labels_selection():

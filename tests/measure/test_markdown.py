@@ -1,6 +1,7 @@
 import json
 import math
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -191,7 +192,48 @@ def test_caption_ceilings_and_missing_decoder_bound():
     assert caption[1] == "ceiling log K = 4.852; ceiling I(image; caption) = 3.100"
     assert caption[2:] == ["≥ 1.200 ± 0.050", "≥ 1.500 ± 0.050"]
     decoder = row(summary, "I(T; caption), caption decoder")
-    assert decoder[1:] == ["ceiling H = 6.000", "—", "≥ 2.500 ± 0.040"]  # the MAE has no caption decoder
+    # T is a function of the image (and an independent mask): I(image; caption) caps it below H(caption).
+    assert decoder[1] == "ceiling H = 6.000; ceiling I(image; caption) = 3.100"
+    assert decoder[2:] == ["—", "≥ 2.500 ± 0.040"]  # the MAE has no caption decoder
+
+
+def test_pixel_decoder_row_shows_its_estimated_ceiling_and_groups_by_settings():
+    report = fake_report()
+    for model, value in zip(report.models, (-0.25, 1.5), strict=True):
+        params = {"target": "patch_pca3", "dither": 0.05, "k": 3, "cross_entropy": 4.0 - value}
+        params |= {
+            "dither_sigma": 0.18 + value,
+            "explained_variance": 0.8 + value,
+            "ceiling_estimate": 5.2153,
+        }
+        model.decoder_bounds["pixel_decoder"] = Estimate(
+            value, 0.1, 1000, "barber_agakov", params, kind="lower_bound"
+        )
+    markdown = render_markdown(report)
+    pixel = row(table_after(markdown, "## Summary"), "I(T, position; masked patch), pixel decoder")
+    assert pixel[1:] == ["ceiling I(A; A'), estimated = 5.215", "≥ -0.250 ± 0.100", "≥ 1.500 ± 0.100"]
+    # Quantities fitted on the data are not settings: both bounds share one line of settings.
+    settings = [line for line in markdown.splitlines() if "[pixel_decoder]" in line]
+    assert settings == [
+        "- **decoder bound [pixel_decoder]**: `barber_agakov` (target=patch_pca3, dither=0.05, k=3; per"
+        " estimate: cross_entropy, dither_sigma, explained_variance, ceiling_estimate); N = 1000;"
+        " 2 estimate(s) in mae|tiny, mug"
+    ]
+
+
+def test_a_noise_level_off_in_its_last_bit_is_one_level():
+    # Older reports hold the estimator's sigma / scale, e.g. 0.30000000000000004 next to 0.3.
+    report = fake_report()
+    channel = report.models[1].layers[2].input_information
+    channel[1] = replace(channel[1], params={**channel[1].params, "relative_sigma": 0.30000000000000004})
+    markdown = render_markdown(report)
+    summary = table_after(markdown, "## Summary")
+    assert [r[0] for r in summary if r[0].startswith("I(X; T_σ)")] == [
+        f"I(X; T_σ), σ = {sigma:g} × scale" for sigma in SIGMAS
+    ]
+    settings = markdown.split("## Settings of every estimate")[1].split("## Warnings")[0]
+    channel_lines = [line for line in settings.splitlines() if "I(X; T_σ)" in line]
+    assert len(channel_lines) == 3 and all("6 estimate(s)" in line for line in channel_lines)
 
 
 def test_per_layer_tables():

@@ -11,6 +11,7 @@ from infomug.measure.plots import (
     figure_information_per_layer,
     figure_information_plane,
     figure_information_vs_transfer,
+    figure_input_information,
     figure_transfer,
     information_transfer_correlation,
     information_transfer_points,
@@ -18,7 +19,7 @@ from infomug.measure.plots import (
     write_plots,
 )
 from infomug.measure.results import LayerResult
-from tests.measure.test_markdown import LABELS, fake_report, knn_information, probe_accuracy
+from tests.measure.test_markdown import LABELS, SIGMAS, fake_report, knn_information, probe_accuracy
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -146,3 +147,14 @@ def test_models_with_different_taps_and_gaps(tmp_path):
     assert layer_order(report) == ["stem", "block_0", "block_1", "block_2", "block_3", "labels_one_hot"]
     assert len(information_transfer_points(report)[0]) == 3 * 3 - 1 + 2 * 3 + 3
     assert [p.name for p in write_plots(report, tmp_path)] == list(PLOTS)
+
+
+def test_input_information_draws_each_noise_level_once():
+    # One layer's sigma = 0.3 estimate carries 0.30000000000000004 (sigma / scale, as older reports hold it).
+    report = fake_report()
+    channel = report.models[1].layers[2].input_information
+    channel[1] = replace(channel[1], params={**channel[1].params, "relative_sigma": 0.30000000000000004})
+    channel_ax = figure_input_information(report).axes[0]
+    labels = [t.get_text() for t in channel_ax.get_legend().get_texts()]
+    series = [label for label in labels if "σ =" in label]
+    assert series == [f"{model}, σ = {sigma:g}" for model in ("mae|tiny", "mug") for sigma in SIGMAS]

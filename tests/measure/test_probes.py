@@ -152,3 +152,26 @@ def test_encode_labels_and_majority_rate():
     codes, classes = encode_labels(np.array([5, -1, 5, 3]))
     assert codes.tolist() == [2, 0, 2, 1] and classes.tolist() == [-1, 3, 5]
     assert majority_rate(codes) == 0.5
+
+
+def test_knn_vote_survives_a_temperature_whose_exponential_overflows():
+    # The by-hand geometry with the classes swapped: the nearest neighbour (cosine 1) is the query's class,
+    # the next two (0.985, 0.940) the other. At T = 1e-3, exp(s / T) is inf for all three, so a naive vote
+    # ties at inf and picks class 0; relative to the nearest, the weights are 1, e^-15 and e^-60.
+    angles = np.radians([0.0, 10.0, 20.0, 180.0, 0.0])
+    features = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    labels = np.array([1, 0, 0, 1, 1])
+    score = knn_accuracies(features, {"y": labels}, np.arange(4), np.array([4]), k=3, temperature=1e-3)["y"]
+    assert score.value == 1.0
+
+
+def test_probe_says_when_lbfgs_stops_at_its_iteration_limit():
+    features, labels = blobs(300, 3, 5, separation=1.5, seed=4)
+    train, test = split_indices(300, 0.3, seed=0)
+    short = linear_probes(features, {"y": labels}, train, test, max_iter=2, weight_decay=1e-2)["y"]
+    assert not short.converged and short.accuracy.params["iterations"] <= 2
+    assert any("iteration limit (max_iter=2)" in w for w in short.accuracy.warnings)
+    # The same fit as sklearn's (see above) converges on its tolerance well before 500 iterations.
+    full = linear_probes(features, {"y": labels}, train, test, max_iter=500, weight_decay=1e-2)["y"]
+    assert full.converged and full.accuracy.params["iterations"] < 500
+    assert not any("iteration limit" in w for w in full.accuracy.warnings)

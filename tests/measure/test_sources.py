@@ -12,6 +12,7 @@ from torch import nn
 from infomug.data import DataConfig
 from infomug.measure.sources import (
     data_config_of,
+    fixed_input_size,
     from_module,
     load_checkpoint,
     load_model,
@@ -108,6 +109,9 @@ def test_load_timm_round_trips_a_saved_state_dict(tmp_path, suffix):
 def test_load_timm_refuses_downloads_and_weights_that_do_not_fit(tmp_path):
     with pytest.raises(ValueError, match="never downloads"):
         load_timm("vit_tiny_patch16_224", pretrained=True, **TINY_VIT)
+    # A ValueError (the CLI's clear error), not timm's RuntimeError.
+    with pytest.raises(ValueError, match="timm has no model named 'vit_nonexistent'"):
+        load_timm("vit_nonexistent")
     weights = tmp_path / "vit.safetensors"
     safetensors.torch.save_file(load_timm("vit_tiny_patch16_224", **TINY_VIT).encoder.state_dict(), weights)
     wider = {**TINY_VIT, "embed_dim": 64}
@@ -199,7 +203,23 @@ def test_load_model_specs_and_data_config(tiny_checkpoint):
     config = data_config_of(model)
     assert isinstance(config, DataConfig)
     assert (config.source, config.image_size, config.world.eval_size) == ("world", 16, 256)
+    torch.manual_seed(5)
+    rng = torch.get_rng_state()
     timm_model = load_model("timm:vit_tiny_patch16_224")
     assert timm_model.source == "timm:vit_tiny_patch16_224" and len(timm_model.encoder.blocks) == 12
+    assert timm_model.name == "vit_tiny_patch16_224 (random init, no weights)"  # not read as pretrained
+    # No weights: a seeded random init, the same on every call (so the cache and the numbers repeat),
+    # drawn without touching the caller's RNG.
+    assert torch.equal(torch.get_rng_state(), rng)
+    torch.manual_seed(6)
+    assert load_model("timm:vit_tiny_patch16_224").fingerprint == timm_model.fingerprint
     with pytest.raises(ValueError, match="names no timm architecture"):
         load_model("timm:")
+
+
+def test_fixed_input_size(tiny_checkpoint):
+    assert fixed_input_size(load_checkpoint(tiny_checkpoint).encoder) == 16  # MaskedViTEncoder's vit
+    assert fixed_input_size(load_timm("vit_tiny_patch16_224", **TINY_VIT).encoder) == 32
+    dynamic = load_timm("vit_tiny_patch16_224", dynamic_img_size=True, **TINY_VIT).encoder
+    assert fixed_input_size(dynamic) is None
+    assert fixed_input_size(nn.Sequential(nn.Flatten(), nn.Linear(3, 2))) is None

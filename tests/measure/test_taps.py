@@ -1,5 +1,6 @@
 """Layer specs, pooling, and the two taps: the timm feature API and forward hooks must agree exactly."""
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -43,6 +44,8 @@ def images() -> torch.Tensor:
         ("-6,0,-1,5", [0, 5]),
         ([2, -1, 2], [2, 5]),
         ((0,), [0]),
+        (np.arange(0, 6, 3), [0, 3]),
+        ([np.int64(-1)], [5]),
     ],
 )
 def test_parse_layers(spec, expected):
@@ -58,6 +61,7 @@ def test_parse_layers(spec, expected):
         ("", "is not a block index"),
         ([], "names no block"),
         ([1.5], "is not a block index"),
+        ([np.float32(2.7)], "is not a block index"),  # not silently truncated to block 2
         ([True], "is not a block index"),
     ],
 )
@@ -204,6 +208,8 @@ def test_make_tap_choices(encoder):
     assert make_tap(model, None, "token").names == ["block_0", "block_1", "block_2"]
     assert make_tap(model, "last", "avg").names == ["block_2"]
     assert make_tap(model, [0, -1], "token").names == ["block_0", "block_2"]
+    # numpy integers are block indices, not module names to hook
+    assert make_tap(model, np.array([0, 2]), "token").names == ["block_0", "block_2"]
     by_name = make_tap(model, "vit.blocks.1,vit.norm", "token")
     assert isinstance(by_name, HookTap) and by_name.names == ["vit.blocks.1", "vit.norm"]
     assert isinstance(make_tap(model, ["vit.blocks.0"], "token"), HookTap)
