@@ -15,6 +15,7 @@ import contextlib
 import logging
 import numbers
 import platform
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from infomug import __version__, dist
 from infomug.data import DataConfig
@@ -261,7 +263,9 @@ def _measure_layers(
     names = list(features.layers)
     caption_layers = names if budget.caption_layers == "all" else names[-1:]
     results = []
-    for name in names:
+    # One bar step per layer: each takes seconds to minutes (probes, kNN, the noisy channel, a critic).
+    disable = not sys.stderr.isatty() if progress is None else not progress
+    for name in tqdm(names, desc="layers", unit="layer", disable=disable):
         result, layer_notes = measure_layer(
             name,
             features.layers[name],
