@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 from estimators import Estimate, barber_agakov_bound
 from estimators.preprocessing import make_generator
 from infomug.data import CaptionCollate, Sample, Tokenizer
-from infomug.models.text_blocks import check_tokens
 
 CAPTION_PARTS = ("encoder", "caption_decoder", "mask_ratio")
 
@@ -180,19 +179,14 @@ def _caption_nll(
             batch = collate(samples)
             images = batch["image"].to(device)
             tokens, lengths = batch["tokens"].to(device), batch["lengths"].to(device)
-            check_tokens(tokens, lengths, decoder.context_length, decoder.vocab_size)
             if masked:
                 rows = noise[done : done + len(samples)]
                 latent = encoder.forward_masked(images, objective.mask_ratio, noise=rows)[0]
             else:
                 latent = encoder.forward_features(images)
-            # CaptionDecoder.loss, unreduced: input positions 0..T-2 predict 1..T-1; prediction t counts
-            # iff t + 1 < length (eos predicted, nothing after it). Only real positions are projected.
-            hidden = decoder.hidden_states(tokens[:, :-1], latent)
-            positions = torch.arange(tokens.shape[1] - 1, device=tokens.device)
-            real = positions[None, :] < (lengths[:, None] - 1)
-            logits = hidden[real] @ decoder.token_embedding.weight.T
-            token_nll = F.cross_entropy(logits.float(), tokens[:, 1:][real].long(), reduction="none")
+            # CaptionDecoder.loss, unreduced and summed per caption.
+            logits, targets, real = decoder.predicted_tokens(tokens, lengths, latent)
+            token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
             rows_of = torch.arange(tokens.shape[0], device=tokens.device)[:, None].expand_as(real)[real]
             per_caption = torch.zeros(tokens.shape[0], dtype=torch.float64, device=tokens.device)
             parts.append(per_caption.index_add_(0, rows_of, token_nll.double()).cpu())

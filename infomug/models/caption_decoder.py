@@ -89,6 +89,29 @@ class CaptionDecoder(nn.Module):
         """Next-token logits at every position: ``[B, T, vocab_size]`` (position ``t`` predicts ``t + 1``)."""
         return self.hidden_states(tokens, image_latent) @ self.token_embedding.weight.T
 
+    def predicted_tokens(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, image_latent: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits of the real predicted tokens, as `loss` scores them.
+
+        Input positions ``0 .. T-2`` predict tokens ``1 .. T-1``; prediction ``t`` is real iff
+        ``t + 1 < lengths`` (so ``eos`` is predicted and nothing after it is).
+
+        Returns:
+            ``logits [R, vocab_size]``, ``targets [R]`` (int64) and ``real [B, T-1]`` (bool), for the R
+            real predictions in row-major order.
+
+        Raises:
+            ValueError: for malformed tokens or lengths, or ids outside the vocabulary (see `check_tokens`).
+        """
+        check_tokens(tokens, lengths, self.context_length, self.vocab_size)
+        hidden = self.hidden_states(tokens[:, :-1], image_latent)
+        positions = torch.arange(tokens.shape[1] - 1, device=tokens.device)
+        real = positions[None, :] < (lengths[:, None] - 1)
+        # Project only the real positions: with a 49k vocabulary the padded logits would dominate the cost.
+        logits = hidden[real] @ self.token_embedding.weight.T
+        return logits, tokens[:, 1:][real].long(), real
+
     def loss(
         self,
         tokens: torch.Tensor,
@@ -116,13 +139,7 @@ class CaptionDecoder(nn.Module):
         Raises:
             ValueError: for malformed tokens or lengths, or ids outside the vocabulary (see `check_tokens`).
         """
-        check_tokens(tokens, lengths, self.context_length, self.vocab_size)
-        hidden = self.hidden_states(tokens[:, :-1], image_latent)
-        positions = torch.arange(tokens.shape[1] - 1, device=tokens.device)
-        real = positions[None, :] < (lengths[:, None] - 1)
-        # Project only the real positions: with a 49k vocabulary the padded logits would dominate the cost.
-        logits = hidden[real] @ self.token_embedding.weight.T
-        targets = tokens[:, 1:][real].long()
+        logits, targets, _ = self.predicted_tokens(tokens, lengths, image_latent)
         if not (across_processes and torch.distributed.is_available() and torch.distributed.is_initialized()):
             return F.cross_entropy(logits.float(), targets)
         count = torch.tensor(float(targets.numel()), device=logits.device)
