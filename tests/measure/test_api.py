@@ -217,3 +217,19 @@ def test_label_entropies_are_exact_where_known_and_plug_in_elsewhere():
     assert entropies == pytest.approx({"a": 0.5, "b": math.log(4)}) and not exact
     assert label_entropies({"a": 0.5, "b": 1.0}, labels, ["a", "b"]) == ({"a": 0.5, "b": 1.0}, True)
     assert label_entropies(None, labels, ["a"]) == (pytest.approx({"a": math.log(2)}), False)
+
+
+@pytest.mark.parametrize(
+    "objective, bounds", [("mae", {"pixel_decoder"}), ("clip", set()), ("simclr", set())]
+)
+def test_every_objective_is_measured_through_one_path(objective, bounds, tiny_measure_overrides, tmp_path):
+    from infomug.train import train
+    from infomug.train.config import load_config
+
+    run = tmp_path / objective
+    train(load_config(None, [*tiny_measure_overrides, f"model.objective={objective}"]), run, progress=False)
+    budget = get_budget("quick", **{**SMALL, "images": 128, "uncertainty": False, "caption_steps": 10})
+    (model,) = measure(run, budget=budget, layers="last", progress=False).models
+    assert model.objective == objective and set(model.decoder_bounds) == bounds
+    (layer,) = model.layers
+    assert layer.layer == "block_1" and layer.dim == 32 and "colour" in layer.label_information
