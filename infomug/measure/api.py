@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from infomug import __version__, dist
 from infomug.data import DataConfig
+from infomug.train.distributed import resolve_device
 
 from .anchors import oracle_features
 from .budget import Budget, get_budget
@@ -147,7 +148,7 @@ def measure(
     """
     start = time.perf_counter()
     budget = get_budget(budget) if isinstance(budget, str) else budget
-    device = _device(device)
+    device = measure_device(device)
     specs = [models] if isinstance(models, (LoadedModel, nn.Module, str, Path)) else list(models)
     with _restored([spec for spec in specs if isinstance(spec, nn.Module)]):
         loaded = resolve_models(specs, device)
@@ -228,9 +229,15 @@ def _plain_layer(token: Any) -> int | str:
     return int(token) if isinstance(token, numbers.Integral) else str(token)  # numpy ints are not JSON
 
 
-def _device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def measure_device(device: str | torch.device) -> torch.device:
+    """The device ``device`` names: ``"auto"``, ``"cpu"``, ``"cuda"`` (see `resolve_device`), ``"cuda:N"``
+    or a `torch.device`.
+
+    Raises:
+        ValueError: for an unknown name, or CUDA asked on a machine without it.
+    """
+    if isinstance(device, str) and device in ("auto", "cpu", "cuda"):
+        return resolve_device(device)  # under torchrun: the GPU of this process's LOCAL_RANK
     try:
         device = torch.device(device)
     except RuntimeError as error:

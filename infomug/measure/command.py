@@ -123,8 +123,9 @@ def default_out(ckpt: str) -> Path:
 
 def run_measure(args: argparse.Namespace) -> int:
     """Run ``infomug measure``; return the exit status (errors raise, the CLI turns them into status 2)."""
-    from infomug.measure.api import measure
+    from infomug.measure.api import measure, measure_device
     from infomug.measure.budget import get_budget
+    from infomug.train.distributed import init_distributed, shutdown_distributed
 
     rank = int(os.environ.get("RANK", 0))
     logging.basicConfig(
@@ -139,7 +140,9 @@ def run_measure(args: argparse.Namespace) -> int:
         raise ValueError("give --out REPORT (the report folder) when measuring timm models")
     out = args.out or default_out(args.ckpt[0])
     budget = get_budget(args.budget, **_budget_overrides(args))
-    initialised = _init_distributed(args.device)
+    device = measure_device(args.device)
+    # Under torchrun every process joins (nccl on its GPU, gloo on CPUs); on one process nothing happens.
+    initialised = init_distributed(device)
     try:
         report = measure(
             specs,
@@ -152,14 +155,12 @@ def run_measure(args: argparse.Namespace) -> int:
             anchors=args.anchors,
             out=out,
             cache_dir=args.cache,
-            device=args.device,
+            device=device,
             progress=False if args.no_progress else None,
         )
     finally:
         if initialised:
-            import torch.distributed
-
-            torch.distributed.destroy_process_group()
+            shutdown_distributed()
     if report is not None:
         for line in summary_lines(report):
             print(line)
@@ -192,19 +193,3 @@ def summary_lines(report: Report) -> list[str]:
             parts.append(f"I(X; T + {sigma:g} x scale Z) = {channel.value:.3f} nats")
         lines.append(f"{model.name} [{layer.layer}]: " + ", ".join(parts))
     return lines
-
-
-def _init_distributed(device: str) -> bool:
-    """Create the process group under torchrun (nccl on CUDA, gloo on CPU); False when not under torchrun."""
-    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
-        return False
-    import torch
-    import torch.distributed
-
-    if torch.distributed.is_initialized():
-        return False
-    cuda = device in ("cuda", "auto") and torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return True

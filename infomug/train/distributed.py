@@ -23,7 +23,7 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but CUDA is not available here; use train.device=cpu or auto")
+        raise ValueError("device 'cuda' asked, but CUDA is not available here: use cpu or auto")
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
