@@ -42,6 +42,18 @@ def _crop(image_size: int, scale: tuple[float, float]) -> v2.Transform:
     )
 
 
+class ClampUnit:
+    """Clamp an image to [0, 1]: bicubic resizing overshoots it, and colour jitter's RGB -> HSV step turns a
+    pixel whose channels are all <= 0 with a negative one into NaN (a third of SimCLR views of images with
+    black regions were NaN before this)."""
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return image.clamp(0.0, 1.0)
+
+    def __repr__(self) -> str:
+        return "ClampUnit()"
+
+
 def _to_float() -> list[v2.Transform]:
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
 
@@ -123,7 +135,7 @@ def two_view_transform(
     _check_scale(scale)
     if not 0.0 <= jitter <= 1.0:
         raise ValueError(f"jitter must be in [0, 1], got {jitter}")
-    steps = [*_to_float(), _crop(image_size, scale)]
+    steps = [*_to_float(), _crop(image_size, scale), ClampUnit()]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     if jitter > 0:

@@ -68,3 +68,15 @@ def test_two_view_transform_returns_two_different_views():
 def test_bad_arguments_raise(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_two_view_transform_never_makes_nan_from_black_pixels():
+    # Bicubic crops overshoot [0, 1]; colour jitter's HSV step used to turn such pixels into NaN.
+    torch.manual_seed(0)
+    transform = two_view_transform(32, (0.5,) * 3, (0.25,) * 3)
+    image = torch.zeros(3, 64, 64, dtype=torch.uint8)
+    image[:, 20:40, 20:40] = 255
+    image[0, 30:35, :] = 200
+    for source in (image, image.float() / 255):
+        views = torch.stack([transform(source) for _ in range(100)])
+        assert torch.isfinite(views).all()
