@@ -298,9 +298,32 @@ def module_fingerprint(module: nn.Module, header: str = "") -> str:
 def _file_fingerprint(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
+        if path.suffix == ".safetensors":
+            # Its JSON header lists metadata in hash-map order, which differs between saves of the same
+            # weights: hash the header sorted, then the tensor bytes.
+            header = _safetensors_header(f, path.stat().st_size)
+            if header is not None:
+                digest.update(json.dumps(header, sort_keys=True).encode())
+            else:
+                f.seek(0)
         while chunk := f.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def _safetensors_header(f: Any, size: int) -> dict | None:
+    """The parsed header of an open safetensors file (left positioned at the tensor bytes), or None."""
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        return None
+    length = int.from_bytes(prefix, "little")
+    if length > size - 8:
+        return None
+    try:
+        header = json.loads(f.read(length))
+    except ValueError:
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def _kwargs_text(kwargs: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 and the random-init anchor."""
 
 import hashlib
+import json
 import shutil
 
 import pytest
@@ -35,7 +36,10 @@ def test_every_path_form_loads_the_same_checkpoint(tiny_checkpoint, tmp_path):
     forms = [tiny_checkpoint, tiny_checkpoint / "checkpoints", step_dir, step_dir / "model.safetensors"]
     loaded = [load_checkpoint(form) for form in forms]
     stored = safetensors.torch.load_file(step_dir / "model.safetensors")
-    expected_fingerprint = hashlib.sha256((step_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
+    raw = (step_dir / "model.safetensors").read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    canonical_header = json.dumps(json.loads(raw[8 : 8 + length]), sort_keys=True).encode()
+    expected_fingerprint = hashlib.sha256(canonical_header + raw[8 + length :]).hexdigest()[:16]
     for model in loaded:
         assert model.step == 4
         assert model.objective_name == "mug"
@@ -223,3 +227,29 @@ def test_fixed_input_size(tiny_checkpoint):
     dynamic = load_timm("vit_tiny_patch16_224", dynamic_img_size=True, **TINY_VIT).encoder
     assert fixed_input_size(dynamic) is None
     assert fixed_input_size(nn.Sequential(nn.Flatten(), nn.Linear(3, 2))) is None
+
+
+def test_checkpoint_fingerprint_ignores_the_order_of_safetensors_metadata(tmp_path):
+    from infomug.measure.sources import _file_fingerprint
+
+    weights = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.ones(4)}
+    first, second, other = tmp_path / "1.safetensors", tmp_path / "2.safetensors", tmp_path / "3.safetensors"
+    safetensors.torch.save_file(weights, first, metadata={"x": "1", "y": "2", "z": "3"})
+    safetensors.torch.save_file(
+        {**weights, "b": torch.zeros(4)}, other, metadata={"x": "1", "y": "2", "z": "3"}
+    )
+    # The same file with its header's metadata in another order (safetensors writes a hash map's order).
+    raw = first.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    metadata = header.pop("__metadata__")
+    reordered = {"__metadata__": dict(reversed(list(metadata.items()))), **header}
+    text = json.dumps(reordered, separators=(",", ":")).encode().ljust(length)
+    assert len(text) == length and text != raw[8 : 8 + length]
+    second.write_bytes(raw[:8] + text + raw[8 + length :])
+    assert safetensors.torch.load_file(second)["a"].equal(weights["a"])
+    assert _file_fingerprint(first) == _file_fingerprint(second)
+    assert _file_fingerprint(first) != _file_fingerprint(other)
+    truncated = tmp_path / "4.safetensors"
+    truncated.write_bytes(raw[:5])
+    assert len(_file_fingerprint(truncated)) == 16
