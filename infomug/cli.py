@@ -22,6 +22,7 @@ import estimators
 from estimators.api import ENTROPY_METHODS, MI_METHOD_HELP, MI_METHODS
 
 from . import __version__
+from .ablation.command import add_ablate_parser, run_ablate
 from .arrays import load_array
 from .measure.command import add_measure_parser, run_measure
 
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--grid", type=Path, metavar="PNG", help="save the first 16 samples with captions here")
     data.add_argument("--json", type=Path, metavar="PATH", help="also write the survey as JSON here")
     add_measure_parser(commands)
+    add_ablate_parser(commands)
     return parser
 
 
@@ -298,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_train(args)
         if args.command == "measure":
             return run_measure(args)
+        if args.command == "ablate":
+            return run_ablate(args)
         results = COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"infomug {args.command}: error: {error}", file=sys.stderr)

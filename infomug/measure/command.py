@@ -80,13 +80,24 @@ def add_measure_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _budget_overrides(args: argparse.Namespace) -> dict:
-    from infomug.measure.budget import Budget
-
     overrides: dict = {"seed": args.seed}
     if args.images is not None:
         overrides["images"] = args.images
+    overrides.update(parse_budget_settings(args.budget_set))
+    return overrides
+
+
+def parse_budget_settings(texts: list[str]) -> dict:
+    """``["images=2000", "channel_sigmas=0.1,1.0"]`` as `Budget` field values of the right types.
+
+    Raises:
+        ValueError: for an unknown setting or a value of the wrong type, naming it.
+    """
+    from infomug.measure.budget import Budget
+
+    overrides: dict = {}
     fields = Budget.__dataclass_fields__
-    for text in args.budget_set:
+    for text in texts:
         key, separator, raw = text.partition("=")
         if not separator or key not in fields:
             raise ValueError(f"--budget-set expects KEY=VALUE with KEY one of {sorted(fields)}, got {text!r}")

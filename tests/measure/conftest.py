@@ -5,23 +5,13 @@ import torch
 
 from infomug.train import train
 from infomug.train.config import load_config
+from infomug.train.tiny import TINY_MODEL_OVERRIDES
 
 # A MUG run small enough to train in a second or two: 16x16 images, 16 patches, width 32, 2 blocks, a
 # 512-image world with 256 eval images. Every measure test reads the checkpoint it writes.
 TINY_MEASURE_RUN = (
     "model.preset=mug_vit_tiny_patch4_32",
-    "model.img_size=16",
-    "data.image_size=16",
-    "data.world.image_size=16",
-    "model.depth=2",
-    "model.embed_dim=32",
-    "model.num_heads=2",
-    "model.decoder_width=32",
-    "model.decoder_depth=1",
-    "model.caption_width=32",
-    "model.text_width=32",
-    "model.text_depth=1",
-    "model.projection_dim=16",
+    *TINY_MODEL_OVERRIDES,
     "data.world.size=512",
     "data.world.eval_size=256",
     "tokenizer.train_captions=500",
