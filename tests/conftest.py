@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from infomug.models import ModelConfig
 
@@ -27,3 +28,20 @@ TINY = dict(
 @pytest.fixture
 def tiny_config() -> ModelConfig:
     return ModelConfig.from_dict(TINY)
+
+
+# Folders whose tests train and measure tiny models: tiny matrices gain nothing from a second thread, and
+# on a busy machine waiting for it costs ~10x. The torchrun processes of the DDP tests run one thread each
+# too (OMP_NUM_THREADS=1).
+ONE_THREAD_FOLDERS = frozenset({"ablation", "measure", "train"})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(request):
+    if request.path.parent.name not in ONE_THREAD_FOLDERS:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

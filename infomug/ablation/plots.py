@@ -20,7 +20,8 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .files import write_atomically
+from infomug.files import write_atomically
+
 from .report import SweepResults
 from .stats import Summary, spearman
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infomug.files import write_atomically
+
 from .collect import RunRecord, collect_sweep, family_rank, input_info_key, metric_family
-from .files import write_atomically
 from .notes import sweep_notes, sweep_settings
 from .plan import SweepPlan
 from .runner import load_sweep_folder

@@ -10,7 +10,7 @@ The sweep folder is its own state, so a killed sweep resumes where it stopped:
     SWEEP/ablation.{json,md}, SWEEP/*.png   the aggregated results (`infomug.ablation.report`)
 
 Runs are independent, so ``shard=(i, n)`` lets ``n`` processes (or machines sharing the folder) split them.
-The files shards share (plan.json, the report) are written aside and renamed (`infomug.ablation.files`).
+The files shards share (plan.json, the report) are written aside and renamed (`infomug.files`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 
 import yaml
 
+from infomug.files import write_atomically
 from infomug.train import TrainingDiverged, latest_checkpoint, train
 from infomug.train.config import config_diff, load_config
 from infomug.train.distributed import init_distributed, resolve_device, shutdown_distributed
 
-from .files import write_atomically
 from .plan import (
     CAPTION_FREE_OBJECTIVES,
     PlannedRun,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from infomug.files import write_atomically
 
 from .markdown import render_markdown
 from .plots import write_plots
@@ -17,20 +18,13 @@ JSON_FILE = "measure.json"
 MARKDOWN_FILE = "measure.md"
 
 
-def _write_text(path: Path, text: str) -> None:
-    # Written aside and renamed, so a killed run never leaves a half file that reads as a report.
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def write_report(report: Report, out: str | Path) -> list[Path]:
     """Write ``measure.json``, ``measure.md`` and the plots into ``out`` (created); return the paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path, markdown_path = out / JSON_FILE, out / MARKDOWN_FILE
-    _write_text(json_path, json.dumps(report.to_dict(), indent=1) + "\n")
-    _write_text(markdown_path, render_markdown(report))
+    write_atomically(json_path, json.dumps(report.to_dict(), indent=1) + "\n")
+    write_atomically(markdown_path, render_markdown(report))
     paths = [json_path, markdown_path, *write_plots(report, out)]
     logger.info("report written to %s", out)
     return paths

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import tempfile
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import yaml
 
 from infomug.data.build import DataConfig
 from infomug.data.tokenizers import ByteTokenizer
+from infomug.files import write_atomically
 from infomug.models.config import ModelConfig
 from infomug.models.presets import PRESETS, get_config, list_presets
 
@@ -361,17 +361,7 @@ def save_config(config: RunConfig, path: str | os.PathLike) -> None:
     Raises:
         OSError: if the file cannot be written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def config_diff(a: RunConfig, b: RunConfig) -> list[str]:

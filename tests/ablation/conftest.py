@@ -94,15 +94,6 @@ def tiny_sweep(tmp_path_factory, tiny_spec) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices gain nothing from a second thread, and on a busy machine waiting for it costs ~10x.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def stub_report(monkeypatch) -> list[Path]:
     """Stands in for `infomug.ablation.report` (its own tests check it): the sweep folders

@@ -42,12 +42,3 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return run_dir
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices gain nothing from a second thread, and on a busy machine waiting for it costs ~10x.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

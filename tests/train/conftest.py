@@ -1,20 +1,12 @@
 import pytest
-import torch
+
+from infomug.train.tiny import TINY_MODEL_OVERRIDES
 
 # A model and world small enough for a training step in tens of milliseconds on one CPU thread: 16x16
 # images in 16 patches, width 64, a 512-image world.
 TINY_RUN = (
-    "model.img_size=16",
-    "data.image_size=16",
-    "data.world.image_size=16",
-    "model.depth=2",
+    *TINY_MODEL_OVERRIDES,
     "model.embed_dim=64",
-    "model.num_heads=2",
-    "model.decoder_width=32",
-    "model.decoder_depth=1",
-    "model.caption_width=32",
-    "model.text_width=32",
-    "model.text_depth=1",
     "model.projection_dim=32",
     "data.world.size=512",
     "data.world.eval_size=64",
@@ -29,13 +21,3 @@ TINY_RUN = (
 def tiny_run() -> tuple[str, ...]:
     """Dotted overrides of a tiny run (`TINY_RUN`); tests add the objective and the loop's settings."""
     return TINY_RUN
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices gain nothing from a second thread, and on a busy machine waiting for it costs ~10x.
-    # The torchrun processes of the DDP tests run one thread each too (OMP_NUM_THREADS=1).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

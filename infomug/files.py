@@ -1,8 +1,8 @@
-"""One way to write a sweep folder's shared files (status, spec, plan, report, plots): aside, then renamed.
+"""One way to write a file that others may read at any moment: aside, then renamed.
 
-Shard processes write some of the same files (``plan.json`` at every start; the report when two finish
-together), so each write goes to a temporary file of its own (``mkstemp``) before ``os.replace``: a
-reader sees the old file or a whole new one, and two writers never rename each other's half file.
+Each write goes to a temporary file of its own (``mkstemp``) beside the target, then ``os.replace``: a
+reader sees the old file or the whole new one, a killed writer leaves no half file, and two writers (the
+shard processes of a sweep, say) never rename each other's half file.
 """
 
 from __future__ import annotations
