@@ -4,12 +4,15 @@ Run:  python experiments/bench_measure.py --ckpt runs/mug        (a CPU-preset c
       python experiments/bench_measure.py                         (trains a 30-step CPU-preset MUG first)
       python experiments/bench_measure.py --images 1000 --quick   (a smoke run, not written)
 
-Measures, on the checkpoint's eval data (the embedded world at 32x32, ``mug_vit_tiny_patch4_32``):
+Measures, on the checkpoint's eval data (the embedded world at 32x32, a CPU-preset checkpoint):
 
-1. ``measure(ckpt, budget="quick")`` from a cold feature cache: wall time of each stage (extraction,
-   then per layer: linear probe, k-NN, I(T; label), noisy channel, H(T), RankMe, InfoNCE caption; then
-   the decoder bounds), summed over layers. Target: <= 180 s in total on 2 CPU cores.
-2. The same measurement again from the warm cache (what re-measuring with other settings costs).
+1. ``measure(ckpt, budget="quick")`` with its default anchors (random init, pixels, oracle), from a cold
+   feature cache: wall time of each stage summed over models and layers (extraction; per layer: linear
+   probe, k-NN, I(T; label), noisy channel, H(T), RankMe, InfoNCE caption; the checkpoint's own decoder
+   bounds; the fresh decoders of the headline, with their shared no-feature baselines), and the same
+   per model. Target: <= 180 s in total on 2 CPU cores.
+2. With ``--warm``: the same measurement again from the warm cache (what re-measuring with other
+   settings costs: everything but the extraction runs again).
 3. References measured in the same run: each stage as a share of the total, and extraction's encoder
    FLOP/s against an fp32 matmul peak (best ``torch.mm`` at 1024^3 and 2048^3) on the same threads.
 
@@ -50,13 +53,30 @@ def train_checkpoint(folder: Path, steps: int) -> Path:
 
 
 def stage_seconds(report: Report) -> dict[str, float]:
-    """Wall seconds per stage of the first model, layers summed."""
-    model = report.models[0]
-    seconds = {"extraction": model.seconds.get("extraction", 0.0)}
+    """Wall seconds per stage, summed over every model (anchors included) and layer."""
+    models = report.models
+    seconds = {"extraction": sum(m.seconds.get("extraction", 0.0) for m in models)}
     for stage in STAGES:
-        seconds[stage] = sum(layer.seconds.get(stage, 0.0) for layer in model.layers)
-    seconds["decoders"] = model.seconds.get("decoders", 0.0)
+        seconds[stage] = sum(layer.seconds.get(stage, 0.0) for m in models for layer in m.layers)
+    seconds["own decoder bounds"] = sum(m.seconds.get("decoders", 0.0) for m in models)
+    for baseline in ("image_baseline", "caption_baseline"):
+        seconds[f"fresh decoders: {baseline}"] = report.seconds.get(baseline, 0.0)
+    baselines = seconds["fresh decoders: image_baseline"] + seconds["fresh decoders: caption_baseline"]
+    fresh = sum(m.seconds.get("usable_information", 0.0) for m in models)
+    seconds["fresh decoders: per model"] = fresh - baselines
     return seconds
+
+
+def model_seconds(report: Report) -> str:
+    """One row per model: its extraction, per-layer stages and fresh decoders."""
+    rows = ["| model | extraction (s) | per-layer stages (s) | fresh decoders (s) |", "|---|---:|---:|---:|"]
+    for model in report.models:
+        layers = sum(sum(layer.seconds.values()) for layer in model.layers)
+        rows.append(
+            f"| {model.name} | {model.seconds.get('extraction', 0.0):.1f} | {layers:.1f} |"
+            f" {model.seconds.get('usable_information', 0.0):.1f} |"
+        )
+    return "\n".join(rows)
 
 
 def extraction_flops(ckpt: Path, batch: int) -> int:
@@ -70,24 +90,38 @@ def extraction_flops(ckpt: Path, batch: int) -> int:
 
 
 def table(cold: dict[str, float], warm: dict[str, float], total_cold: float, total_warm: float) -> str:
-    rows = ["| stage | cold cache (s) | share | warm cache (s) |", "|---|---:|---:|---:|"]
+    """Seconds per stage (and the warm-cache run's, when there is one)."""
+    with_warm = bool(warm)
+    rows = ["| stage | cold cache (s) | share |" + (" warm cache (s) |" if with_warm else "")]
+    rows.append("|---|---:|---:|" + ("---:|" if with_warm else ""))
+
+    def line(stage: str, seconds: float, warm_seconds: float | None) -> str:
+        share = seconds / total_cold if total_cold else 0.0
+        tail = f" {warm_seconds:.1f} |" if with_warm and warm_seconds is not None else ""
+        return f"| {stage} | {seconds:.1f} | {100 * share:.0f}% |{tail}"
+
     for stage in cold:
-        share = cold[stage] / total_cold if total_cold else 0.0
-        rows.append(f"| {stage} | {cold[stage]:.1f} | {100 * share:.0f}% | {warm.get(stage, 0.0):.1f} |")
-    other_cold = total_cold - sum(cold.values())
-    other_warm = total_warm - sum(warm.values())
+        rows.append(line(stage, cold[stage], warm.get(stage, 0.0)))
     rows.append(
-        f"| other (data, report, plots) | {other_cold:.1f} | {100 * other_cold / total_cold:.0f}% |"
-        f" {other_warm:.1f} |"
+        line("other (data, report, plots)", total_cold - sum(cold.values()), total_warm - sum(warm.values()))
     )
-    rows.append(f"| **total** | **{total_cold:.1f}** | 100% | **{total_warm:.1f}** |")
+    rows.append(
+        f"| **total** | **{total_cold:.1f}** | 100% |" + (f" **{total_warm:.1f}** |" if with_warm else "")
+    )
     return "\n".join(rows)
 
 
 def headline(report: Report) -> str:
+    from infomug.measure.headline import headline_section
+
     model = report.models[0]
     layer = model.layers[-1]
-    lines = [f"Last layer ({layer.layer}) of `{model.name}` ({layer.n} images):", ""]
+    lines = [
+        *headline_section(report)[2:],
+        "",
+        f"Readouts, last layer ({layer.layer}) of `{model.name}`:",
+        "",
+    ]
     for label in ("shape", "colour", "size_bin", "position_bin", "num_objects"):
         if label not in layer.label_information:
             continue
@@ -108,6 +142,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ckpt", type=Path, help="a CPU-preset checkpoint (default: train 30 steps first)")
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="smoke run: nothing written")
+    parser.add_argument("--warm", action="store_true", help="also measure again from the warm cache")
+    parser.add_argument("--no-anchors", action="store_true", help="the checkpoint alone, without anchors")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "measure.md")
     return parser.parse_args(argv)
 
@@ -120,37 +156,48 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = args.ckpt or train_checkpoint(folder / "run", 30)
         peak = max(matmul_peak((1024, 2048), repeats=5).values())
         start = time.perf_counter()
-        cold = measure(ckpt, budget=budget, out=folder / "report", progress=False)
+        anchors = not args.no_anchors
+        cold = measure(ckpt, budget=budget, out=folder / "report", anchors=anchors, progress=False)
         total_cold = time.perf_counter() - start
-        start = time.perf_counter()
-        warm = measure(
-            ckpt,
-            budget=budget,
-            out=folder / "again",
-            cache_dir=folder / "report" / "features",
-            progress=False,
-        )
-        total_warm = time.perf_counter() - start
+        warm, total_warm = None, 0.0
+        if args.warm:
+            start = time.perf_counter()
+            warm = measure(
+                ckpt,
+                budget=budget,
+                out=folder / "again",
+                cache_dir=folder / "report" / "features",
+                anchors=anchors,
+                progress=False,
+            )
+            total_warm = time.perf_counter() - start
         peak = max(peak, *matmul_peak((1024, 2048), repeats=5).values())
         flops = extraction_flops(ckpt, 64) * cold.models[0].layers[0].n / 64
-    cold_stages, warm_stages = stage_seconds(cold), stage_seconds(warm)
-    rate = flops / cold_stages["extraction"] if cold_stages["extraction"] else float("nan")
+    cold_stages, warm_stages = stage_seconds(cold), stage_seconds(warm) if warm is not None else {}
+    first_extraction = cold.models[0].seconds.get("extraction", 0.0)  # the checkpoint alone
+    rate = flops / first_extraction if first_extraction else float("nan")
     lines = [
         "# `infomug measure`: cost per stage",
         "",
-        f"Command: `python experiments/bench_measure.py{' --ckpt ' + str(args.ckpt) if args.ckpt else ''}`"
+        f"Command: `python experiments/bench_measure.py{' --ckpt ' + str(args.ckpt) if args.ckpt else ''}"
+        f"{' --no-anchors' if args.no_anchors else ''}{' --warm' if args.warm else ''}`"
         f" ({time.strftime('%Y-%m-%d')}; {cpu_model()}, {available_cores()} cores, torch"
         f" {torch.__version__}, {torch.get_num_threads()} threads, no GPU).",
         "",
-        f"Default budget (`quick`), {cold.models[0].layers[0].n} eval images of the embedded world,"
-        f" {len(cold.models[0].layers)} layers of `mug_vit_tiny_patch4_32`"
-        f" ({'a 30-step run' if args.ckpt is None else args.ckpt}).",
+        f"Default budget (`quick`, anchors {'off' if args.no_anchors else 'on'}),"
+        f" {cold.models[0].layers[0].n} eval images of the embedded"
+        f" world, {len(cold.models[0].layers)} layers of the checkpoint"
+        f" ({'a 30-step MUG run' if args.ckpt is None else args.ckpt}).",
         "",
         table(cold_stages, warm_stages, total_cold, total_warm),
         "",
+        "Per model, cold cache:",
+        "",
+        model_seconds(cold),
+        "",
         f"Total from a cold cache: {total_cold:.0f} s against a target of {TARGET_SECONDS:.0f} s:"
         f" {verdict(total_cold <= TARGET_SECONDS)}.",
-        f"Extraction: {cold.models[0].layers[0].n / cold_stages['extraction']:.0f} images/s,"
+        f"Extraction of the checkpoint: {cold.models[0].layers[0].n / first_extraction:.0f} images/s,"
         f" encoder {rate / 1e9:.1f} GFLOP/s = {100 * rate / peak:.0f}% of the same-run fp32 matmul peak"
         f" ({peak / 1e9:.0f} GFLOP/s).",
         "",

@@ -35,6 +35,7 @@ import torch
 from IPython.display import Image, Markdown, display
 
 from infomug.measure import get_budget, measure, read_report
+from infomug.measure.headline import headline_section
 from infomug.train import load_config, read_metrics, train
 from infomug.train.tiny import TINY_MODEL_OVERRIDES
 
@@ -74,6 +75,7 @@ if SMOKE:
         caption_steps=40,
         caption_batch=32,
         decoder_samples=128,
+        decoder_max_epochs=5,
     )
 else:
     RUN_DIR = Path("runs/notebook_02")
@@ -126,9 +128,9 @@ figure.tight_layout()
 #
 # `measure(run_dir, out=...)` loads the `latest` checkpoint, runs its encoder unmasked over the eval
 # split of the data it trained on, taps every block, and estimates per layer everything in the table
-# below. `anchors=True` adds two sanity anchors: an *oracle* whose features are the labels one-hot (it
-# should reach H(label), up to the estimators' error) and a *random-init* copy of the encoder (what the
-# architecture knows untrained).
+# below. The anchors are on by default: an *oracle* whose features are the labels one-hot (it should
+# reach H(label), up to the estimators' error), the *raw pixels*, and a *random-init* copy of the encoder
+# (what the architecture knows untrained).
 # It writes `measure.json` (every number), `measure.md` (the tables) and the plots into `out`, and
 # returns the same `Report`.
 
@@ -139,6 +141,18 @@ print(f"models: {[m.name for m in report.models]}; {report.seconds['total']:.1f}
 print("written:", sorted(path.name for path in (RUN_DIR / "measure").iterdir()))
 # The same Report, read back from measure.json (e.g. in a later session):
 report = read_report(RUN_DIR / "measure")
+
+# %% [markdown]
+# ## 2b · The headline: information on equal terms
+#
+# Fresh decoders of one fixed family and budget, trained on every model's frozen features (and on the
+# anchors'), read on the same held-out images: `information["image"]` (I_V(T → X), nats per image,
+# relative to the decoder family), `information["caption"]` (≥ H(caption) − CE) and
+# `information["factors"][label]` (≥ H(label) − CE of an MLP), with paired differences between models in
+# `report.comparisons`. The table is the one `measure.md` starts with.
+
+# %%
+display(Markdown("\n".join(headline_section(report))))
 
 # %% [markdown]
 # ## 3 · The per-layer table
@@ -153,10 +167,11 @@ report = read_report(RUN_DIR / "measure")
 #   than the label's marginal.
 # * **probe / k-NN acc.** — held-out accuracy of the linear probe and of a cosine k-NN classifier, with
 #   the majority-class rate in brackets: transfer, not information.
-# * **I(X; T_σ)** — the noisy channel at σ = the budget's `plane_sigma` (1 by default) × the layer's
-#   feature scale: a property of σ, at most log N (N the images it used).
-# * **H(T)** — Kozachenko–Leonenko on scale-normalised features: compare across layers, not as an
-#   absolute number. **RankMe** — the effective rank of the features, a proxy.
+# * **I(X; T_σ)** — a geometry diagnostic: the noisy channel at σ = the budget's `plane_sigma` (10 by
+#   default), absolute on the layer's whitened features: a property of σ and of the feature
+#   distribution, at most log N (N the images it used).
+# * **H(T)** — Kozachenko–Leonenko on the same whitened features, a diagnostic. **RankMe** — the
+#   effective rank of the features, a proxy to compare within one objective only.
 # * **I(T; caption) ≥** — InfoNCE against a bag-of-words text feature (last layer only in the `quick`
 #   budget), at most log K.
 

@@ -38,7 +38,7 @@ ONE_THREAD_FOLDERS = frozenset({"ablation", "measure", "train"})
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread(request):
-    if request.path.parent.name not in ONE_THREAD_FOLDERS:
+    if not ONE_THREAD_FOLDERS & set(request.path.relative_to(request.config.rootpath / "tests").parts[:-1]):
         yield
         return
     threads = torch.get_num_threads()

@@ -300,6 +300,7 @@ def _measure_run(
         pool=settings.pool,
         budget=get_budget(settings.budget, **dict(settings.budget_set)),
         data_overrides=_measure_data_overrides(spec, run),
+        anchors=False,  # the sweep's own anchor runs are for the fair-ablation issue; one per run is waste
         out=target,
         device=device,
         progress=progress,

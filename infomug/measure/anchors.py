@@ -54,3 +54,37 @@ def independent_features(n: int, dim: int, seed: int = 0) -> np.ndarray:
     if n < 1 or dim < 1:
         raise ValueError(f"n and dim must be positive, got n={n}, dim={dim}")
     return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+
+
+def pixel_features(
+    images: np.ndarray, *, patch: int, train_rows: np.ndarray, components: int = 192
+) -> tuple[np.ndarray, np.ndarray]:
+    """The raw-pixel anchor: what an encoder that keeps the whole image would output.
+
+    Args:
+        images: ``[N, C, H, W]`` uint8 images.
+        patch: Side of the square patches of the token grid (must divide H and W).
+        train_rows: Rows the principal components are fitted on (the test rows never inform them).
+        components: Principal components of the pooled vector (at most ``min(len(train_rows), C*H*W)``).
+
+    Returns:
+        ``(pooled [N, k], grid [N, (H/patch)*(W/patch), patch*patch*C])`` float32: the top ``k``
+        principal components of the flattened image, and the image's patches as tokens.
+
+    Raises:
+        ValueError: for images that are not ``[N, C, H, W]``, or a patch that does not divide them.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"images must be [N, C, H, W], got shape {images.shape}")
+    n, channels, height, width = images.shape
+    if height % patch or width % patch:
+        raise ValueError(f"patch {patch} does not divide images of {height}x{width}")
+    x = images.astype(np.float32) / 255.0
+    grid = x.reshape(n, channels, height // patch, patch, width // patch, patch)
+    grid = grid.transpose(0, 2, 4, 3, 5, 1).reshape(n, (height // patch) * (width // patch), -1)
+    flat = x.reshape(n, -1)
+    mean = flat[train_rows].mean(axis=0)
+    k = int(min(components, len(train_rows), flat.shape[1]))
+    _, _, right = np.linalg.svd(flat[train_rows] - mean, full_matrices=False)
+    pooled = (flat - mean) @ right[:k].T
+    return np.ascontiguousarray(pooled, dtype=np.float32), np.ascontiguousarray(grid)

@@ -32,7 +32,7 @@ from infomug import __version__, dist
 from infomug.data import DataConfig
 from infomug.train.distributed import resolve_device
 
-from .anchors import oracle_features
+from .anchors import oracle_features, pixel_features
 from .budget import Budget, get_budget
 from .decoders import caption_cross_entropy, caption_decoder_bound
 from .eval_data import EvalData, check_input_sizes, label_entropies, plain, resolve_data
@@ -48,11 +48,22 @@ from .sources import (
     load_model,
     random_init_like,
 )
+from .taps import make_tap
+from .usable.estimates import DecodedInformation
+from .usable.stage import (
+    Baselines,
+    StageData,
+    make_splits,
+    measure_usable_information,
+    paired_comparisons,
+    target_patch,
+)
 
 logger = logging.getLogger(__name__)
 
 ModelSpec = LoadedModel | nn.Module | str | Path
 ORACLE = "oracle (labels one-hot)"
+PIXELS = "pixels (anchor)"
 
 
 def resolve_models(models: ModelSpec | Sequence[ModelSpec], device: str | torch.device) -> list[LoadedModel]:
@@ -109,7 +120,7 @@ def measure(
     budget: str | Budget = "quick",
     split: str = "eval",
     data_overrides: Sequence[str] = (),
-    anchors: bool = False,
+    anchors: bool = True,
     out: str | Path | None = None,
     cache_dir: str | Path | None = None,
     device: str | torch.device = "cpu",
@@ -117,9 +128,14 @@ def measure(
 ) -> Report | None:
     """Measure how much each layer of each model knows, and how well it transfers.
 
-    Per layer: I(T; label) for every discrete label (two lower bounds), I(X; T + sigma Z) at the budget's
-    noise levels, H(T), effective rank, I(T; caption) (InfoNCE), linear-probe and k-NN accuracy. Per
-    checkpoint: the Barber-Agakov bounds of its own caption decoder (MUG) and pixel decoder (MAE, MUG).
+    The headline is usable information on equal terms (`infomug.measure.usable`): fresh decoders of one
+    fixed family and budget, trained on every model's frozen features to the image (I_V(T -> X), nats per
+    image, from the token grid and from the pooled vector), the caption (I(T; caption) >= H(caption) -
+    CE) and each discrete label (I(T; label) >= H(label) - CE), read on the same held-out images, with
+    paired differences between every two models (`Report.comparisons`). Beside it, per layer: readouts
+    (linear probe, k-NN) and the probe-based I(T; label) bounds, and geometry diagnostics (the noisy
+    channel on whitened features, H(T), RankMe). Per checkpoint: the bounds of its own caption decoder
+    (MUG) and pixel decoder (MAE, MUG).
 
     Args:
         models: One or several checkpoints (run folder, step folder, ``model.safetensors``),
@@ -127,12 +143,14 @@ def measure(
         data: A `DataConfig`, a source name (``"world"``, ``"digits"``, ...), or None for the data the
             first checkpoint trained on (the embedded world for foreign models).
         layers: ``"all"``, ``"last"``, block indices (``"0,3,5"`` or a list), or module names to hook.
-        pool: ``"token"`` (class token) or ``"avg"`` (mean of patch tokens).
+        pool: ``"token"`` (class token), ``"avg"`` (mean of patch tokens) or ``"both"`` (each layer read
+            both ways, named ``LAYER:token`` and ``LAYER:avg``).
         budget: ``"quick"`` (default), ``"full"``, or a `Budget`.
         split: Which split to measure on (``"eval"`` by default).
         data_overrides: Dotted data settings applied on top, e.g. ``("world.eval_size=20000",)``.
-        anchors: Also measure the sanity anchors: an oracle whose features are the labels one-hot (it
-            should reach H(label)) and a random-init copy of the first model (it should know far less).
+        anchors: Also measure the anchors every model is read against (on by default): a random-init
+            copy of the first model, the raw pixels (their top principal components as the pooled vector,
+            their patches as the token grid) and an oracle whose features are the labels one-hot.
         out: Report folder (``measure.json``, ``measure.md``, plots, ``features/`` cache); None = no files.
         cache_dir: Feature cache (default ``out/features``; none without ``out``).
         device: Where the models run (``"cpu"``, ``"cuda"``, ``"auto"``).
@@ -160,8 +178,9 @@ def measure(
         cache = Path(cache_dir) if cache_dir is not None else (out / "features" if out is not None else None)
         count = _image_count(eval_data.dataset, budget.images)
         extracted = []
-        for model in loaded:
+        for position, model in enumerate(loaded):
             logger.info("extracting %s: %d images", model.name, count)
+            names = list(make_tap(model, layers, pool).names)
             features = extract_features(
                 model,
                 eval_data.dataset,
@@ -173,20 +192,29 @@ def measure(
                 cache_dir=cache,
                 data_key=eval_data.key,
                 progress=progress,
+                grid_layers=_chosen(names, budget.decoder_layers) if budget.usable_information else (),
+                keep_images=budget.usable_information and position == 0,
             )
             extracted.append(features)
         if not dist.is_main_process():
             return None
-        results = [
-            _measure_model(model, features, eval_data, budget, device, progress)
-            for model, features in zip(loaded, extracted, strict=True)
-        ]
+        stage = _stage_data(extracted[0], eval_data, budget) if budget.usable_information else None
+        baselines = Baselines()
+        results, decoded = [], []
+        for position, (model, features) in enumerate(zip(loaded, extracted, strict=True)):
+            if anchors and position == len(loaded) - 1 and budget.anchor_layers == "last":
+                last = list(features.layers)[-1]  # the random init: read where the headline reads
+                features = replace(features, layers={last: features.layers[last]})
+            result = _measure_model(model, features, eval_data, budget, device, progress)
+            decoded.append(_usable(result, features, stage, budget, baselines, device, progress))
+            results.append(result)
         if anchors:
-            oracle = _measure_oracle(extracted[0], eval_data, budget, progress, device)
-            if oracle is None:
+            for anchor in _anchor_features(extracted[0], stage, budget):
+                result = _measure_anchor(anchor, eval_data, budget, progress, device)
+                decoded.append(_usable(result, anchor.features, stage, budget, baselines, device, progress))
+                results.append(result)
+            if not any(r.name == ORACLE for r in results):
                 results[0].notes.append("no oracle anchor: the data has no discrete label to encode one-hot")
-            else:
-                results.append(oracle)
         measured = sorted({label for r in results for layer in r.layers for label in layer.label_information})
         entropies, exact = label_entropies(eval_data.exact_entropies, extracted[0].labels, measured)
         report = Report(
@@ -207,7 +235,8 @@ def measure(
             settings={**budget.to_dict(), "device": str(device)},
             versions=versions(),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            seconds={"total": time.perf_counter() - start},
+            seconds={**baselines.seconds, "total": time.perf_counter() - start},
+            comparisons=paired_comparisons(results, decoded),
         )
         if out is not None:
             write_report(report, out)
@@ -354,36 +383,99 @@ def _decoder_bounds(
     result.seconds["decoders"] = time.perf_counter() - start
 
 
-def _measure_oracle(
+def _chosen(names: Sequence[str], which: str) -> list[str]:
+    return list(names) if which == "all" else list(names[-1:])
+
+
+def _stage_data(features: Features, eval_data: EvalData, budget: Budget) -> StageData:
+    """What every model's decoders read: the first model's images, captions and labels (all share them)."""
+    captions = features.captions if any(caption.strip() for caption in features.captions) else None
+    return StageData(
+        images=features.images,
+        captions=captions,
+        labels=discrete_labels(features.labels)[0],
+        entropies=dict(eval_data.exact_entropies or {}),
+        caption_entropy=eval_data.caption_entropy,
+        caption_ceiling=eval_data.caption_information_total,
+        splits=make_splits(features.n, budget),
+    )
+
+
+def _usable(
+    result: ModelResult,
     features: Features,
+    stage: StageData | None,
+    budget: Budget,
+    baselines: Baselines,
+    device: torch.device,
+    progress: bool | None,
+) -> dict[str, dict[str, DecodedInformation]]:
+    """Fill ``result``'s per-layer ``information`` from fresh decoders; the per-image values, for pairing."""
+    if stage is None:
+        return {}
+    start = time.perf_counter()
+    logger.info("usable information of %s", result.name)
+    information, decoded, notes = measure_usable_information(
+        features, stage, budget, baselines, device=device, progress=progress, name=result.name
+    )
+    for layer in result.layers:
+        layer.information = information.get(layer.layer, {})
+    result.notes += [note for note in notes if note not in result.notes]
+    result.seconds["usable_information"] = time.perf_counter() - start
+    return decoded
+
+
+class _Anchor:
+    """An anchor's features, name and the note that says what it is."""
+
+    def __init__(self, name: str, features: Features, note: str) -> None:
+        self.name, self.features, self.note = name, features, note
+
+
+def _anchor_features(features: Features, stage: StageData | None, budget: Budget) -> list[_Anchor]:
+    """The pixel and oracle anchors built from the first model's data (the random init is a model)."""
+    anchors = []
+    if features.images is not None and stage is not None:
+        patch = target_patch(features.images.shape[2], features.images.shape[3])
+        pooled, grid = pixel_features(features.images, patch=patch, train_rows=stage.splits.train)
+        anchors.append(
+            _Anchor(
+                PIXELS,
+                replace(features, layers={"pixels": pooled}, grids={"pixels": grid}, from_cache=False),
+                f"anchor: the raw pixels: the pooled vector is their top {pooled.shape[1]} principal"
+                f" components (fit on the train split), the token grid their {patch}x{patch} patches",
+            )
+        )
+    names = list(discrete_labels(features.labels)[0])
+    if names:
+        one_hot = oracle_features(features.labels, names)
+        anchors.append(
+            _Anchor(
+                ORACLE,
+                replace(features, layers={"labels_one_hot": one_hot}, grids={}, from_cache=False),
+                f"sanity anchor: features are the one-hot labels {', '.join(names)};"
+                " I(T; label) should reach H(label)",
+            )
+        )
+    return anchors
+
+
+def _measure_anchor(
+    anchor: _Anchor,
     eval_data: EvalData,
     budget: Budget,
     progress: bool | None,
     device: str | torch.device = "cpu",
-) -> ModelResult | None:
-    """The oracle anchor on the labels every layer measures (`discrete_labels`); None if there is none."""
-    names = list(discrete_labels(features.labels)[0])
-    if not names:
-        return None
-    oracle = Features(
-        layers={"labels_one_hot": oracle_features(features.labels, names)},
-        labels=features.labels,
-        captions=features.captions,
-        indices=features.indices,
-        seconds=0.0,
-        from_cache=False,
-    )
-    notes = [
-        f"sanity anchor: features are the one-hot labels {', '.join(names)};"
-        " I(T; label) should reach H(label)"
-    ]
-    layers = _measure_layers(oracle, eval_data, budget, device, progress, notes)
+) -> ModelResult:
+    """Every per-layer measurement of an anchor's features (its usable information is added after)."""
+    notes = [anchor.note]
+    layers = _measure_layers(anchor.features, eval_data, budget, device, progress, notes)
     return ModelResult(
-        name=ORACLE,
+        name=anchor.name,
         source="anchor",
         objective=None,
         step=None,
-        fingerprint="oracle",
+        fingerprint=anchor.name.split(" ")[0],
         layers=layers,
         notes=notes,
     )

@@ -59,7 +59,12 @@ def add_measure_parser(commands: argparse._SubParsersAction) -> None:
         default="all",
         help="all | last | block indices 0,3,5 | module names to hook (default all)",
     )
-    parser.add_argument("--pool", default="token", choices=("token", "avg"), help="class token or patch mean")
+    parser.add_argument(
+        "--pool",
+        default="token",
+        help="token (class token, default) | avg (mean of patch tokens) | both (each layer read both ways,"
+        " named LAYER:token and LAYER:avg)",
+    )
     parser.add_argument("--budget", default="quick", choices=("quick", "full"), help="time vs accuracy")
     parser.add_argument(
         "--images", type=int, help="eval images to use (default: the budget's, 10,000 quick, 20,000 full)"
@@ -67,11 +72,16 @@ def add_measure_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--budget-set", action="append", default=[], metavar="KEY=VALUE", help=BUDGET_SETTINGS_HELP
     )
-    parser.add_argument(
+    anchors = parser.add_mutually_exclusive_group()
+    anchors.add_argument(
         "--anchors",
+        dest="anchors",
         action="store_true",
-        help="also measure the sanity anchors: labels one-hot (reaches H(label)) and a random-init copy",
+        default=True,
+        help="measure the anchors every model is read against (the default): a random-init copy of the"
+        " first model, the raw pixels, and the labels one-hot (oracle)",
     )
+    anchors.add_argument("--no-anchors", dest="anchors", action="store_false", help="leave the anchors out")
     parser.add_argument("--out", type=Path, metavar="REPORT", help="report folder (default: RUN/measure)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="feature cache (default: REPORT/features)")
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
@@ -180,8 +190,25 @@ def run_measure(args: argparse.Namespace) -> int:
 
 
 def summary_lines(report: Report) -> list[str]:
-    """A few lines for the terminal: per model, the last layer's headline numbers."""
+    """A few lines for the terminal: per model, the last layer's headline numbers (usable information
+    from the fresh decoders), then the probe readouts."""
     lines = []
+    for model in report.models:
+        if not model.layers:
+            continue
+        layer = model.layers[-1]
+        information = layer.information
+        parts = []
+        for key, title in (("image", "I_V(T -> image)"), ("caption", "I(T; caption)")):
+            if key in information:
+                estimate = information[key]
+                mark = ">= " if estimate.kind == "lower_bound" else "= "
+                parts.append(f"{title} {mark}{estimate.value:.2f} +- {estimate.stderr:.2f}")
+        if "factors_mean" in information:
+            mean = information["factors_mean"]
+            parts.append(f"mean I(T; label) >= {mean.value:.3f} +- {mean.stderr:.3f} (MLP decoders)")
+        if parts:
+            lines.append(f"{model.name} [{layer.layer}]: " + ", ".join(parts) + " nats")
     sigma = report.settings["plane_sigma"]
     for model in report.models:
         if not model.layers:
@@ -197,10 +224,10 @@ def summary_lines(report: Report) -> list[str]:
         channel = layer.channel_at(sigma)
         parts = []
         if knn:
-            parts.append(f"mean I(T; label) >= {sum(knn) / len(knn):.3f} nats over {len(knn)} labels")
+            parts.append(f"probe-logit I(T; label) >= {sum(knn) / len(knn):.3f} nats over {len(knn)} labels")
         if probe:
             parts.append(f"mean linear-probe accuracy {100 * sum(probe) / len(probe):.1f}%")
         if channel is not None:
-            parts.append(f"I(X; T + {sigma:g} x scale Z) = {channel.value:.3f} nats")
-        lines.append(f"{model.name} [{layer.layer}]: " + ", ".join(parts))
+            parts.append(f"noisy channel at sigma {sigma:g} (diagnostic) = {channel.value:.3f} nats")
+        lines.append(f"  readouts {model.name} [{layer.layer}]: " + ", ".join(parts))
     return lines

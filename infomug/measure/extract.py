@@ -8,6 +8,8 @@
 Cache layout, one folder per (weights, data, pool, N)::
 
     CACHE/<key>/<layer>.npy      [N, D] float32 per tapped layer
+    CACHE/<key>/<layer>.grid.npy [N, T, D] float32 token grid, for the layers decoders read
+    CACHE/<key>/images.npy       [N, C, H, W] uint8 images (round(255 x)), when decoders read them
     CACHE/<key>/labels.npz       {label: [N]}
     CACHE/<key>/captions.json    [N] strings
     CACHE/<key>/indices.npy      [N] int64 dataset indices (or stream positions)
@@ -49,11 +51,12 @@ from infomug import dist
 from infomug.data import WebDatasetShards
 
 from .sources import LoadedModel
-from .taps import POOLS, Tap, make_tap
+from .taps import Tap, make_tap, parse_pools
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+IMAGES_FILE = "images.npy"
 META_FILE = "meta.json"
 LABELS_FILE = "labels.npz"
 CAPTIONS_FILE = "captions.json"
@@ -72,6 +75,9 @@ class Features:
         indices: ``[N]`` int64 dataset indices (map-style) or stream positions, ascending.
         seconds: Extraction wall time (0 on a full cache hit).
         from_cache: True when nothing was computed.
+        grids: Tap name -> ``[N, T, D]`` float32 token grid (prefix tokens first) of the layers asked
+            for with ``grid_layers``; ``[N, 1, D]`` for layers whose output is one vector per image.
+        images: ``[N, C, H, W]`` uint8 images quantised as ``round(255 x)`` when asked for, else None.
     """
 
     layers: dict[str, np.ndarray]
@@ -80,6 +86,8 @@ class Features:
     indices: np.ndarray
     seconds: float
     from_cache: bool
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+    images: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -96,6 +104,8 @@ class _Pass:
     captions: list[str]
     indices: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+    images: np.ndarray | None = None
 
 
 def feature_cache_key(model: LoadedModel, data_key: str, pool: str, n: int) -> str:
@@ -134,6 +144,8 @@ def extract_features(
     data_key: str = "",
     progress: bool | None = None,
     num_workers: int = 0,
+    grid_layers: Sequence[str] = (),
+    keep_images: bool = False,
 ) -> Features:
     """Pooled features of the first ``n`` samples for every tapped layer, from the cache when it has them.
 
@@ -157,6 +169,10 @@ def extract_features(
             with ``cache_dir``, or two datasets would share one cache.
         progress: tqdm bar over batches; None = only when stderr is a terminal.
         num_workers: DataLoader worker processes.
+        grid_layers: Tap names whose whole token grid is kept as well, for decoders (float32: float16
+            rounding would break the decoders' invariance to linear maps of the features; a 10,000-image
+            grid of 65 tokens of width 192 is 0.5 GB).
+        keep_images: Keep the images (uint8), for decoders that reconstruct them.
 
     Returns:
         `Features`, rows ordered by dataset index.
@@ -172,8 +188,7 @@ def extract_features(
     n = int(n)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    pool = ",".join(parse_pools(pool))  # one spelling per choice: the cache key
     if cache_dir is not None and not data_key:
         raise ValueError("cache_dir needs a data_key naming the data and split (the cache's key)")
     if isinstance(dataset, IterableDataset):
@@ -184,11 +199,21 @@ def extract_features(
         count = min(n, len(dataset))
     tap = make_tap(model, layers, pool)
     names = list(tap.names)
+    unknown = [name for name in grid_layers if name not in names]
+    if unknown:
+        raise ValueError(f"grid_layers {unknown} are not tapped layers {names}")
+    grid_names = [name for name in names if name in set(grid_layers)]
 
     folder = Path(cache_dir) / feature_cache_key(model, data_key, pool, count) if cache_dir else None
     expected = _identity(model, data_key, pool, count)
     cache = _read_cache(folder, expected, names) if folder is not None else None
-    missing = [name for name in names if cache is None or name not in cache.layers]
+    missing = [
+        name
+        for name in names
+        if cache is None or name not in cache.layers or (name in grid_names and name not in cache.grids)
+    ]
+    if keep_images and not missing and (cache is None or cache.images is None):
+        missing = names[-1:]  # one more pass, for the images
     if folder is not None and dist.is_distributed():
         # Ranks must agree, or one would return from the cache while the others wait in the gather.
         missing_anywhere = set().union(*_all_gather(missing))
@@ -202,10 +227,24 @@ def extract_features(
             indices=cache.indices,
             seconds=0.0,
             from_cache=True,
+            grids={name: cache.grids[name] for name in grid_names},
+            images=cache.images if keep_images else None,
         )
 
     def run(chosen: list[str]) -> _Pass:
-        return _extract(model, tap.select(chosen), dataset, count, batch_size, device, num_workers, progress)
+        grids = [name for name in grid_names if name in chosen]
+        return _extract(
+            model,
+            tap.select(chosen),
+            dataset,
+            count,
+            batch_size,
+            device,
+            num_workers,
+            progress,
+            grids,
+            keep_images,
+        )
 
     computed = run(missing)
     reused = [name for name in names if name not in missing]
@@ -224,6 +263,10 @@ def extract_features(
         indices=computed.indices,
         seconds=time.perf_counter() - started,
         from_cache=False,
+        grids={
+            name: computed.grids[name] if name in computed.grids else cache.grids[name] for name in grid_names
+        },
+        images=(computed.images if computed.images is not None else cache.images) if keep_images else None,
     )
     if folder is not None:
         try:
@@ -249,6 +292,8 @@ def _extract(
     device: str | torch.device,
     num_workers: int,
     progress: bool | None,
+    grid_names: Sequence[str] = (),
+    keep_images: bool = False,
 ) -> _Pass:
     rank, world = dist.rank(), dist.world_size()
     encoder = model.encoder
@@ -259,15 +304,25 @@ def _extract(
     captions: list[str] = []
     labels: list[dict[str, Any]] = []
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in tap.names}
+    grid_chunks: dict[str, list[np.ndarray]] = {name: [] for name in grid_names}
+    image_chunks: list[np.ndarray] = []
     try:
         batches, total = _batches(dataset, count, batch_size, num_workers, rank, world)
         with torch.inference_mode():
             for positions, images, batch_captions, batch_labels in tqdm(
                 batches, total=total, desc=f"features {model.name}", disable=disable, leave=False
             ):
-                outputs = tap(images.to(device, non_blocking=True))
+                if grid_names:
+                    raw = tap.tokens(images.to(device, non_blocking=True))
+                    outputs = tap.pool_tokens(raw)
+                    for name in grid_names:
+                        grid_chunks[name].append(_as_grid(raw[tap.layer_of(name)]).cpu().numpy())
+                else:
+                    outputs = tap(images.to(device, non_blocking=True))
                 for name in tap.names:
                     chunks[name].append(outputs[name].cpu().numpy())
+                if keep_images:
+                    image_chunks.append(quantised(images))
                 indices.append(positions)
                 captions += batch_captions
                 labels += batch_labels
@@ -278,6 +333,8 @@ def _extract(
         captions,
         labels,
         {name: np.concatenate(parts) for name, parts in chunks.items() if parts},
+        {name: np.concatenate(parts) for name, parts in grid_chunks.items() if parts},
+        np.concatenate(image_chunks) if image_chunks else None,
     )
     parts = _all_gather(local) if world > 1 else [local]
     order_index = np.concatenate([part[0] for part in parts])
@@ -292,12 +349,37 @@ def _extract(
         )
         for name in tap.names
     }
+    grids = {
+        name: np.ascontiguousarray(
+            np.concatenate([part[4][name] for part in parts if name in part[4]])[order]
+        )
+        for name in grid_names
+    }
+    images = None
+    if keep_images:
+        images = np.ascontiguousarray(np.concatenate([p[5] for p in parts if p[5] is not None])[order])
     return _Pass(
         layers=layers,
         labels=_label_arrays([all_labels[i] for i in order]),
         captions=[all_captions[i] for i in order],
         indices=order_index[order].astype(np.int64),
+        grids=grids,
+        images=images,
     )
+
+
+def quantised(images: torch.Tensor) -> np.ndarray:
+    """``[B, C, H, W]`` images in [0, 1] -> uint8 ``round(255 x)`` (values outside [0, 1] are clipped)."""
+    return torch.round(images.float().clamp(0.0, 1.0) * 255.0).to(torch.uint8).cpu().numpy()
+
+
+def _as_grid(output: torch.Tensor) -> torch.Tensor:
+    """A tap's raw output as a float32 token grid ``[B, T, D]`` (``[B, D]`` becomes ``[B, 1, D]``)."""
+    if output.dim() == 2:
+        output = output[:, None]
+    if output.dim() != 3:
+        raise ValueError(f"cannot keep a token grid of shape {tuple(output.shape)}: expected [B, T, D]")
+    return output.detach().to(torch.float32)
 
 
 Batch = tuple[np.ndarray, torch.Tensor, list[str], list[dict[str, Any]]]
@@ -391,6 +473,10 @@ def _layer_file(name: str) -> str:
     return re.sub(r"[^\w.\-]", "_", name) + ".npy"
 
 
+def _grid_file(name: str) -> str:
+    return re.sub(r"[^\w.\-]", "_", name) + ".grid.npy"
+
+
 def _read_cache(folder: Path, expected: dict[str, Any], names: Sequence[str]) -> _Pass | None:
     """The valid cache in ``folder`` with the asked layers it holds; None if absent or invalid (logged)."""
     if not (folder / META_FILE).is_file():
@@ -418,10 +504,28 @@ def _read_cache(folder: Path, expected: dict[str, Any], names: Sequence[str]) ->
                 array = np.load(folder / _layer_file(name), allow_pickle=False)
                 _check_array(f"layer {name}", array, (rows, int(dims[name])), np.float32)
                 layers[name] = array
+        grids = {}
+        for name, shape in meta.get("grids", {}).items():
+            if name in names:
+                array = np.load(folder / _grid_file(name), allow_pickle=False)
+                _check_array(f"grid {name}", array, (rows, *shape), np.float32)
+                grids[name] = array
+        images = None
+        if meta.get("images") is not None:
+            images = np.load(folder / IMAGES_FILE, allow_pickle=False)
+            _check_array("images", images, (rows, *meta["images"]), np.uint8)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
         logger.warning("ignoring the invalid feature cache %s (%s); rebuilding it", folder, error)
         return None
-    return _Pass(meta=meta, layers=layers, labels=labels, captions=captions, indices=indices)
+    return _Pass(
+        meta=meta,
+        layers=layers,
+        labels=labels,
+        captions=captions,
+        indices=indices,
+        grids=grids,
+        images=images,
+    )
 
 
 def _check_array(what: str, array: np.ndarray, shape: tuple[int, ...], dtype: Any) -> None:
@@ -441,11 +545,27 @@ def _write_cache(folder: Path, meta: dict[str, Any], cache: _Pass | None, comput
             _atomic(folder / CAPTIONS_FILE, lambda f: f.write(json.dumps(computed.captions).encode()))
         for name, array in computed.layers.items():
             _atomic(folder / _layer_file(name), lambda f, a=array: np.save(f, a))
+        for name, array in computed.grids.items():
+            _atomic(folder / _grid_file(name), lambda f, a=array: np.save(f, a))
+        if computed.images is not None:
+            _atomic(folder / IMAGES_FILE, lambda f: np.save(f, computed.images))
         listed = [] if cache is None else list(cache.meta["layers"])
         dims = {} if cache is None else dict(cache.meta["dims"])
+        grids = {} if cache is None else dict(cache.meta.get("grids", {}))
+        images = None if cache is None else cache.meta.get("images")
         listed += [name for name in computed.layers if name not in listed]
         dims.update({name: int(array.shape[1]) for name, array in computed.layers.items()})
-        meta = {**meta, "rows": int(computed.indices.shape[0]), "layers": listed, "dims": dims}
+        grids.update({name: list(array.shape[1:]) for name, array in computed.grids.items()})
+        if computed.images is not None:
+            images = list(computed.images.shape[1:])
+        meta = {
+            **meta,
+            "rows": int(computed.indices.shape[0]),
+            "layers": listed,
+            "dims": dims,
+            "grids": grids,
+            "images": images,
+        }
         _atomic(folder / META_FILE, lambda f: f.write(json.dumps(meta, indent=1).encode()))
     except OSError as error:
         logger.warning("could not write the feature cache %s: %s", folder, error)

@@ -3,19 +3,24 @@
 * I(T; Y) for a discrete label Y, two lower bounds from the held-out linear probe (`probes`):
   Barber-Agakov, H(Y) - CE, and Ross's kNN estimator on the probe's held-out logits, a lower bound
   by data processing (I(T; Y) >= I(g(T); Y) for any g) up to the estimator's error.
-* I(X; T + sigma Z), the noisy channel, at several noise levels relative to the feature scale.
-* H(T) by Kozachenko-Leonenko on scale-normalised features (comparable across layers, not absolute).
+* I(X; T + sigma Z), the noisy channel, and H(T) by Kozachenko-Leonenko: geometry diagnostics, not
+  measures of what the features keep. Both are properties of the feature distribution (and of sigma),
+  so by default they are measured on PCA-whitened features (`pca_whiten`), which makes them invariant
+  to any invertible linear map of T: a probe reads A T as well as T, and so should these.
 * RankMe (Garrido et al. 2023, "RankMe: Assessing the downstream performance of pretrained
-  self-supervised representations by their rank", arXiv 2210.02885): a proxy, not information.
+  self-supervised representations by their rank", arXiv 2210.02885): a proxy, not information, to be
+  compared within one objective only.
 * I(T; caption) as an InfoNCE lower bound against a bag-of-words text feature.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,10 +32,28 @@ from estimators.preprocessing import make_generator
 from estimators.uncertainty import standard_error
 from infomug.measure.probes import ProbeOutput
 from infomug.measure.results import Score
+from infomug.measure.usable.basis import CanonicalBasis
 
 RANKME_EPS = 1e-7
 RANKME_MIN_SUBSAMPLE = 20
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Whitening drops directions with variance below this fraction of the largest: they are rounding noise
+# (float32 features carry ~1e-7 relative precision, so variances below ~1e-14 x the largest are noise;
+# 1e-10 leaves room), and scaling them to unit variance would make noise as large as signal.
+WHITEN_RELATIVE_FLOOR = 1e-10
+GEOMETRY_DIAGNOSTIC = "geometry_diagnostic"
+CHANNEL_CAVEAT = (
+    "I(X; T + sigma Z) is a property of sigma and the feature distribution (geometry diagnostic), not of"
+    " what the features keep; compare only at equal sigma"
+)
+ENTROPY_CAVEAT = (
+    "H(T) is a property of the feature distribution (geometry diagnostic), not of what the features keep;"
+    " differential entropy changes under maps of T that keep all it knows"
+)
+RANKME_CAVEAT = (
+    "a proxy, not information; compare within one objective only (RankMe's authors' caveat); grows with N"
+    " up to min(N, D)"
+)
 
 
 def plug_in_entropy(values: np.ndarray) -> float:
@@ -114,45 +137,130 @@ def label_information(
     return out, notes
 
 
-def input_information(
-    features: np.ndarray, *, relative_sigmas: Sequence[float], max_samples: int, uncertainty: bool, seed: int
-) -> list[Estimate]:
-    """I(X; T + sigma Z) in nats at each relative noise level, on at most ``max_samples`` rows.
+@dataclass(frozen=True)
+class Whitened:
+    """PCA-whitened features and what whitening dropped.
+
+    Attributes:
+        features: ``[N, r]`` float64, centred, unit variance and uncorrelated (biased covariance = I),
+            in the canonical rotation described in `pca_whiten`.
+        dim: ``D``, the dimension of the features given.
+        dropped: Directions left out for variance below ``WHITEN_RELATIVE_FLOOR`` x the largest
+            (``r = D - dropped``).
+    """
+
+    features: np.ndarray
+    dim: int
+    dropped: int
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {"whitened": True, "whitened_dims": self.dim - self.dropped, "dropped_dims": self.dropped}
+
+
+def pca_whiten(features: np.ndarray) -> Whitened:
+    """Whitened features in the decoders' canonical basis (`CanonicalBasis`, statistics of every row).
+
+    Centred, unit variance and uncorrelated, turned to the axes of their fourth moments and signed by
+    their third: ``T`` and ``A T`` (``A`` invertible) give the same features up to rounding, so the
+    estimators' per-coordinate Monte Carlo noise and max-norm neighbours see the same input.
 
     Args:
         features: ``[N, D]`` features.
-        relative_sigmas: Noise levels as multiples of the feature scale (RMS per-dimension std).
+
+    Returns:
+        A `Whitened` with ``[N, r]`` float64 features.
+
+    Raises:
+        ValueError: for features without spread (every row the same).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    basis = CanonicalBasis.fit(x, relative_floor=WHITEN_RELATIVE_FLOOR, max_rows=max(x.shape[0], 1))
+    white = (x - basis.mean) @ basis.projection
+    return Whitened(white, int(x.shape[1]), basis.dropped)
+
+
+def input_information(
+    features: np.ndarray,
+    *,
+    relative_sigmas: Sequence[float],
+    max_samples: int,
+    uncertainty: bool,
+    seed: int,
+    whiten: bool = True,
+) -> list[Estimate]:
+    """I(X; T + sigma Z) in nats at each noise level, on at most ``max_samples`` rows: a geometry diagnostic.
+
+    With ``whiten`` (the default) the channel reads the PCA-whitened features (`pca_whiten`, statistics of
+    every row) and sigma is absolute in their unit-variance coordinates, so the value is invariant to
+    any invertible linear map of T (up to Monte Carlo error). Without it, sigma is a multiple of the
+    raw features' RMS per-dimension std (the old behaviour: invariant only to a global scale, so an
+    anisotropic rescaling of T, which a probe does not notice, changes it). Either way the value is a
+    property of sigma and the feature distribution, not of what the features keep.
+
+    Args:
+        features: ``[N, D]`` features.
+        relative_sigmas: Noise levels: absolute on the whitened features, or multiples of the feature
+            scale when ``whiten`` is False.
         max_samples: Rows used at most (a seeded subset; the cost is quadratic in them).
         uncertainty: Standard errors by subsample scaling.
         seed: Seed of the subset, the noise and the subsamples.
+        whiten: Measure on whitened features.
 
     Returns:
-        One `Estimate` per level, in the order given; ``params["relative_sigma"]`` is the level asked for,
-        exactly (the estimator's own ``sigma / scale`` can differ from it in the last bit, which would
-        make one level look like two across layers).
+        One `Estimate` per level, in the order given. ``params``: ``"relative_sigma"`` the level asked
+        for, exactly (the estimator's own ``sigma / scale`` can differ from it in the last bit, which
+        would make one level look like two across layers); ``"sigma"`` the absolute noise (the level
+        itself when whitened); ``"whitened"``; ``"role": "geometry_diagnostic"``; and, when whitened,
+        ``"whitened_dims"`` and ``"dropped_dims"``. Each warns that it is a geometry diagnostic.
 
     Raises:
         ValueError: for features without spread (see :func:`estimators.noisy_channel_mi`).
     """
-    rows = subsample_rows(len(features), max_samples, seed)
     levels = [float(level) for level in relative_sigmas]
-    estimates = estimators.noisy_channel_sweep(
-        np.asarray(features)[rows], relative_sigmas=tuple(levels), uncertainty=uncertainty, seed=seed
-    )
-    return [
-        estimate.with_extra(params={**estimate.params, "relative_sigma": level})
-        for estimate, level in zip(estimates, levels, strict=True)
-    ]
+    rows = subsample_rows(len(features), max_samples, seed)
+    extra: dict[str, object] = {"whitened": False, "role": GEOMETRY_DIAGNOSTIC}
+    if whiten:
+        whitened = pca_whiten(features)
+        extra = {**whitened.params, "role": GEOMETRY_DIAGNOSTIC}
+        subset = whitened.features[rows]
+        estimates = [
+            estimators.noisy_channel_mi(subset, sigma=level, uncertainty=uncertainty, seed=seed)
+            for level in levels
+        ]
+    else:
+        estimates = estimators.noisy_channel_sweep(
+            np.asarray(features)[rows], relative_sigmas=tuple(levels), uncertainty=uncertainty, seed=seed
+        )
+    out = []
+    for estimate, level in zip(estimates, levels, strict=True):
+        sigma = level if whiten else estimate.params["sigma"]
+        where = (
+            f"on PCA-whitened features ({extra.get('whitened_dims')} of {np.shape(features)[1]} directions),"
+            f" sigma = {level:g} in their unit-variance coordinates: invariant to invertible linear maps of T"
+            if whiten
+            else f"on raw features, sigma = {level:g} x their RMS per-dimension std: not invariant to a"
+            " per-dimension rescaling of T"
+        )
+        out.append(
+            estimate.with_extra(
+                params={**estimate.params, **extra, "relative_sigma": level, "sigma": sigma},
+                warnings=(f"{CHANNEL_CAVEAT} ({where})",),
+            )
+        )
+    return out
 
 
 def feature_entropy(
-    features: np.ndarray, *, k: int, max_samples: int, uncertainty: bool, seed: int
+    features: np.ndarray, *, k: int, max_samples: int, uncertainty: bool, seed: int, whiten: bool = True
 ) -> tuple[Estimate | None, str | None]:
-    """Kozachenko-Leonenko H(T / s) in nats, s the feature scale, on at most ``max_samples`` rows.
+    """Kozachenko-Leonenko H(T) in nats on at most ``max_samples`` rows: a geometry diagnostic.
 
-    Differential entropy changes by D log c when features are multiplied by c, so it is measured on
-    features divided by their RMS per-dimension standard deviation: comparable across layers and
-    models, not an absolute number.
+    With ``whiten`` (the default) this is H(W), W the PCA-whitened features (`pca_whiten`, statistics
+    of every row): invariant to any invertible linear map of T, at most ``(r / 2) log(2 pi e)`` (the
+    Gaussian's), and below it by T's non-Gaussianity. Without it, the old H(T / s), s the RMS
+    per-dimension std: invariant only to a global scale (differential entropy changes by
+    ``log |det A|`` under a linear map A).
 
     Args:
         features: ``[N, D]`` features.
@@ -160,33 +268,61 @@ def feature_entropy(
         max_samples: Rows used at most (a seeded subset).
         uncertainty: Standard error by subsample scaling.
         seed: Seed of the subset, the jitter and the subsamples.
+        whiten: Measure on whitened features.
 
     Returns:
-        ``(Estimate, None)``, or ``(None, reason)`` when the estimator cannot measure these features
-        (constant columns, features without spread, too few rows).
+        ``(Estimate, None)`` with ``params["role"] = "geometry_diagnostic"`` and ``params["whitened"]``,
+        or ``(None, reason)`` when the estimator cannot measure these features (constant columns when
+        not whitened, features without spread, too few rows).
     """
     rows = subsample_rows(len(features), max_samples, seed)
-    subset = torch.as_tensor(np.asarray(features)[rows], dtype=torch.float64)
-    scale = feature_scale(subset)
-    if not scale > 0:
-        return None, "H(T) not measured: the features have no spread"
-    try:
-        estimate = estimators.kl_entropy(
-            subset / scale, k=k, standardize=False, uncertainty=uncertainty, seed=seed
+    if whiten:
+        try:
+            whitened = pca_whiten(features)
+        except ValueError:
+            return None, "H(T) not measured: the features have no spread"
+        subset = torch.as_tensor(whitened.features[rows])
+        extra: dict[str, object] = {
+            **whitened.params,
+            "role": GEOMETRY_DIAGNOSTIC,
+            "gaussian_ceiling": gaussian_entropy_ceiling(whitened.dim - whitened.dropped),
+        }
+        where = (
+            f"measured on PCA-whitened features ({whitened.dim - whitened.dropped} of {whitened.dim}"
+            " directions): invariant to invertible linear maps of T; at most the Gaussian's"
+            " (r/2) log(2 pi e)"
         )
+    else:
+        subset = torch.as_tensor(np.asarray(features)[rows], dtype=torch.float64)
+        scale = feature_scale(subset)
+        if not scale > 0:
+            return None, "H(T) not measured: the features have no spread"
+        subset = subset / scale
+        extra = {
+            "whitened": False,
+            "scale_normalised": True,
+            "feature_scale": scale,
+            "role": GEOMETRY_DIAGNOSTIC,
+        }
+        where = (
+            "differential entropy is scale-dependent: this is H(T / s) with s the RMS per-dimension"
+            f" std of the features ({scale:.4g}), comparable across layers and models, not an absolute"
+            " number"
+        )
+    try:
+        estimate = estimators.kl_entropy(subset, k=k, standardize=False, uncertainty=uncertainty, seed=seed)
     except ValueError as error:
         return None, f"H(T) not measured: {error}"
     return (
-        estimate.with_extra(
-            params={**estimate.params, "scale_normalised": True, "feature_scale": scale},
-            warnings=(
-                "differential entropy is scale-dependent: this is H(T / s) with s the RMS per-dimension"
-                f" std of the features ({scale:.4g}), comparable across layers and models, not an absolute"
-                " number",
-            ),
-        ),
+        estimate.with_extra(params={**estimate.params, **extra}, warnings=(f"{ENTROPY_CAVEAT}; {where}",)),
         None,
     )
+
+
+def gaussian_entropy_ceiling(dim: int) -> float:
+    """``(dim / 2) log(2 pi e)`` nats: the entropy of a ``dim``-dimensional standard Gaussian, the most
+    any unit-covariance distribution (so any whitened feature) has."""
+    return 0.5 * dim * math.log(2.0 * math.pi * math.e)
 
 
 def _rankme(x: torch.Tensor) -> float:
@@ -198,7 +334,8 @@ def _rankme(x: torch.Tensor) -> float:
 def effective_rank(features: np.ndarray, *, uncertainty: bool, seed: int) -> Score:
     """RankMe: exp of the entropy of the normalised singular values of the (uncentred) features.
 
-    p_i = s_i / sum_j s_j + 1e-7 (Garrido et al. 2023, eq. 1); the score is in [1, min(N, D)].
+    p_i = s_i / sum_j s_j + 1e-7 (Garrido et al. 2023, eq. 1); the score is in [1, min(N, D)]. Its
+    authors validate it within one training objective: across objectives it is a proxy at best.
 
     Args:
         features: ``[N, D]`` features.
@@ -227,7 +364,7 @@ def effective_rank(features: np.ndarray, *, uncertainty: bool, seed: int) -> Sco
         params={"max": int(min(x.shape)), "eps": RANKME_EPS, "centred": False},
         baseline=None,
         seconds=time.perf_counter() - start,
-        warnings=("a proxy, not information; grows with N up to min(N, D)", *warnings),
+        warnings=(RANKME_CAVEAT, *warnings),
     )
 
 

@@ -3,12 +3,14 @@
 Works on arrays only (no model, no dataset): features ``[N, D]``, labels ``{name: [N]}``, captions.
 The stages, each timed in ``LayerResult.seconds``:
 
-    probe              linear probes on a held-out split (transfer + the Barber-Agakov bound)
-    knn                weighted k-NN accuracy on the same split
+    probe              linear probes on a held-out split, run to convergence (transfer + the Barber-Agakov
+                       bound)
+    knn                weighted k-NN accuracy on the same split, on raw and on standardised features
     label_information  I(T; label): H(Y) - CE, and Ross's kNN estimator on the probe's logits
-    channel            I(X; T + sigma Z) over the budget's noise levels
-    entropy            H(T) of scale-normalised features
-    rank               RankMe
+    channel            I(X; T + sigma Z) over the budget's noise levels (a geometry diagnostic, on
+                       whitened features by default)
+    entropy            H(T) (a geometry diagnostic, on whitened features by default)
+    rank               RankMe (a proxy, within one objective only)
     caption            I(T; caption), InfoNCE against a bag of words (when asked for)
 """
 
@@ -99,6 +101,9 @@ def measure_layer(
 ) -> tuple[LayerResult, list[str]]:
     """Measure one layer's features: transfer, I(T; labels), I(X; T_sigma), H(T), RankMe, I(T; caption).
 
+    ``result.transfer[label]`` holds ``"linear_probe"``, ``"knn"`` (cosine on the raw features) and
+    ``"knn_standardized"`` (the same after per-dimension standardisation by the train split).
+
     Args:
         name: The layer's name (in errors, notes and the result).
         features: ``[N, D]`` finite features, one row per image.
@@ -145,6 +150,8 @@ def measure_layer(
             test_idx,
             max_iter=budget.probe_max_iter,
             weight_decay=budget.probe_weight_decay,
+            tolerance_grad=budget.probe_tolerance_grad,
+            tolerance_change=budget.probe_tolerance_change,
         )
         if usable
         else {}
@@ -154,15 +161,23 @@ def measure_layer(
         notes.append(f"{name}: no discrete label with 2 or more classes: no probes, k-NN or I(T; Y)")
 
     start = time.perf_counter()
-    knn = (
-        knn_accuracies(
-            features, usable, train_idx, test_idx, k=budget.knn_k, temperature=budget.knn_temperature
+    knn = {}
+    for standardize in (False, True) if usable else ():
+        scores = knn_accuracies(
+            features,
+            usable,
+            train_idx,
+            test_idx,
+            k=budget.knn_k,
+            temperature=budget.knn_temperature,
+            standardize=standardize,
         )
-        if usable
-        else {}
-    )
+        knn["knn_standardized" if standardize else "knn"] = scores
     timed("knn", start)
-    result.transfer = {label: {"linear_probe": probes[label].accuracy, "knn": knn[label]} for label in usable}
+    result.transfer = {
+        label: {"linear_probe": probes[label].accuracy, **{method: knn[method][label] for method in knn}}
+        for label in usable
+    }
 
     start = time.perf_counter()
     for label, values in usable.items():
@@ -187,6 +202,7 @@ def measure_layer(
             max_samples=budget.channel_samples,
             uncertainty=budget.uncertainty,
             seed=budget.seed,
+            whiten=budget.whiten_diagnostics,
         )
     except ValueError as error:
         notes.append(f"{name}: I(X; T_sigma) not measured: {error}")
@@ -199,6 +215,7 @@ def measure_layer(
         max_samples=budget.entropy_samples,
         uncertainty=budget.uncertainty,
         seed=budget.seed,
+        whiten=budget.whiten_diagnostics,
     )
     if reason:
         notes.append(f"{name}: {reason}")

@@ -1,6 +1,7 @@
 """``measure.md``: a `Report` as a document a researcher reads top to bottom.
 
-Sections: the data and settings with a "How to read this" paragraph, a summary table of the last layer
+Sections: the data and settings with a "How to read this" paragraph, the headline (usable information
+on equal terms, `infomug.measure.headline`), a table of readouts and diagnostics at the last layer
 (models side by side), one per-layer table per model, the settings of every estimate, warnings and notes
 (each once, with the places it applies), and the time taken. Conventions: nats with 3 decimals,
 accuracies in % with 1 decimal, ``value ± stderr`` (one standard error; ``±?`` when none was computed),
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from estimators import Estimate
+from infomug.measure.headline import headline_section
 from infomug.measure.results import LayerResult, ModelResult, Report, Score
 from infomug.measure.summaries import (
     PROBE_CE,
@@ -117,11 +119,14 @@ def _header(report: Report) -> list[str]:
         " bound (the true value is at least x, up to the estimator's error; below 0 it says nothing, as"
         " I ≥ 0 anyway), `≤ x` an upper bound; `—`"
         " means not measured. H(label) is the ceiling of I(T; label) (exact when the data knows its law,"
-        " else a plug-in estimate). I(X; T_σ) is the information through T + σZ: it depends on σ, which"
-        " is a multiple of each layer's own feature scale (RMS per-dimension std), and cannot exceed"
-        " log N. An InfoNCE bound cannot exceed log K (K its batch size). RankMe is a proxy for the"
-        " effective dimension, not information. Means over labels take their standard error as if the"
-        " labels' errors were independent."
+        " else a plug-in estimate). The headline is the next section: fresh decoders on equal terms."
+        " Below it, readouts (probes, k-NN) and geometry diagnostics: I(X; T_σ) is the information"
+        " through T + σZ, σ absolute on each layer's whitened features (or a multiple of its feature"
+        " scale when whitening is off): a property of σ and of the feature distribution, not of what the"
+        " features keep, at most log N; H(T) is on the same whitened features; RankMe is a proxy for"
+        " the effective dimension, comparable within one objective only. An InfoNCE bound cannot exceed"
+        " log K (K its batch size). Means over labels in these tables take their standard error as if"
+        " the labels' errors were independent."
     )
     return lines
 
@@ -145,9 +150,15 @@ def _summary(report: Report) -> list[str]:
     for sigma in relative_sigmas(report):
         estimates = [None if last is None else last.channel_at(sigma) for last in lasts]
         ceiling = _ceiling("log N", [e.ceiling for e in estimates if e is not None])
-        rows.append([f"I(X; T_σ), σ = {sigma:g} × scale", ceiling, *map(format_nats, estimates)])
+        rows.append(
+            [
+                f"I(X; T_σ) (diagnostic), {_sigma_text(estimates, sigma)}",
+                ceiling,
+                *map(format_nats, estimates),
+            ]
+        )
     entropies = [None if last is None else last.entropy for last in lasts]
-    rows.append(["H(T), Kozachenko–Leonenko, scale-normalised", "", *map(format_nats, entropies)])
+    rows.append(["H(T) (diagnostic), Kozachenko–Leonenko", "", *map(format_nats, entropies)])
     ranks = [None if last is None else last.effective_rank for last in lasts]
     most = _ceiling("min(N, D)", [r.params.get("max") for r in ranks if r is not None], 0)
     rows.append(["RankMe (proxy)", most, *(MISSING if r is None else f"{r.value:.1f}" for r in ranks)])
@@ -163,7 +174,7 @@ def _summary(report: Report) -> list[str]:
             [DECODER_TITLES.get(key, key), _decoder_reference(report, key, bounds), *map(format_nats, bounds)]
         )
     names = [f"{m.name} ({m.layers[-1].layer})" if m.layers else m.name for m in models]
-    lines = ["", "## Summary: last layer", ""]
+    lines = ["", "## Readouts and diagnostics: last layer", ""]
     if report.caption_information_total is not None:
         lines += [
             f"The data carries I(image; caption) = {report.caption_information_total:.3f} nats: the"
@@ -171,6 +182,11 @@ def _summary(report: Report) -> list[str]:
             "",
         ]
     return lines + _table(["quantity", "ceiling / reference", *names], rows)
+
+
+def _sigma_text(estimates: list[Estimate | None], sigma: float) -> str:
+    whitened = any(e is not None and e.params.get("whitened") for e in estimates)
+    return f"σ = {sigma:g} on whitened features" if whitened else f"σ = {sigma:g} × scale"
 
 
 def _decoder_reference(report: Report, key: str, bounds: list[Estimate | None]) -> str:
@@ -202,7 +218,8 @@ def _layer_tables(report: Report) -> Iterator[str]:
     yield from ["", "## Per layer", ""]
     yield (
         f"I(T; label) by {LABEL_METHODS[PROBE_KNN]} (nats); accuracies are means over labels (%);"
-        f" I(X; T_σ) at σ = {sigma} × each layer's feature scale."
+        f" I(X; T_σ) (geometry diagnostic) at σ = {sigma} (on whitened features unless the budget's"
+        " whiten_diagnostics is off: then × each layer's feature scale)."
     )
     for model in report.models:
         header = ["layer", "dim", "I(X; T_σ)", "mean I(T; label)"]
@@ -255,6 +272,12 @@ def _records(report: Report) -> Iterator[tuple[str, Place, Estimate | Score]]:
             for quantity, record in single:
                 if record is not None:
                     yield quantity, (model.name, layer.layer, quantity, False), record
+            for key, estimate in layer.information.items():
+                if key == "factors":
+                    for label, factor in estimate.items():
+                        yield "I(T; label) [mlp_decoder]", (model.name, layer.layer, label, True), factor
+                else:
+                    yield f"usable information [{key}]", (model.name, layer.layer, key, False), estimate
         for key, estimate in model.decoder_bounds.items():
             yield f"decoder bound [{key}]", (model.name, key, "", False), estimate
 
@@ -368,6 +391,6 @@ def render_markdown(report: Report) -> str:
     """
     if not report.models:
         raise ValueError("the report has no models to render")
-    parts = [_header(report), _summary(report), list(_layer_tables(report))]
+    parts = [_header(report), headline_section(report), _summary(report), list(_layer_tables(report))]
     parts += [_settings(report), _warnings(report), _times(report)]
     return "\n".join(line for part in parts for line in part)

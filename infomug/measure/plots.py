@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from estimators.interface import Z_95
+from infomug.measure.headline_plot import NoHeadlineError, plot_information_headline
 from infomug.measure.results import LayerResult, Report
 from infomug.measure.summaries import (
     PROBE_KNN,
@@ -376,6 +377,7 @@ def plot_input_information(report: Report, path: Path) -> Path:
 
 
 PLOTS: dict[str, Callable[[Report, Path], Path]] = {
+    "information_headline.png": plot_information_headline,
     "information_per_layer.png": plot_information_per_layer,
     "information_plane.png": plot_information_plane,
     "transfer.png": plot_transfer,
@@ -397,6 +399,6 @@ def write_plots(report: Report, out_dir: Path) -> list[Path]:
     for filename, plot in PLOTS.items():
         try:
             written.append(plot(report, Path(out_dir) / filename))
-        except MissingDataError as error:
+        except (MissingDataError, NoHeadlineError) as error:
             logger.warning("skipped %s: %s", filename, error)
     return written

@@ -7,7 +7,9 @@
   statistics (what BatchNorm's running averages stand for in eval mode).
 * k-NN classifier, DINO's recipe (Caron et al. 2021, "Emerging Properties in Self-Supervised Vision
   Transformers", eval_knn.py): cosine similarity between L2-normalised features, the k most similar
-  training samples vote with weight exp(similarity / temperature).
+  training samples vote with weight exp(similarity / temperature). Cosine similarity is at the mercy of
+  a few large-scale dimensions, which a linear probe's standardisation discounts, so it is also run on
+  features standardised per dimension by the train split's statistics (``standardize=True``).
 
 Both take any number of discrete labels; each label's classes are those present anywhere in its array
 (the "full class set"), so a class seen only in the test split still has a column of logits.
@@ -28,6 +30,10 @@ import torch.nn.functional as F
 from infomug.measure.results import Score
 
 BATCHNORM_EPS = 1e-6
+# L-BFGS stopping tolerances, relative to the loss scale: the objective at W = 0 is sum_l log C_l (a few
+# nats per label), so an absolute tolerance would mean something different for 1 label and for 11.
+PROBE_TOLERANCE_GRAD = 1e-7
+PROBE_TOLERANCE_CHANGE = 1e-10
 KNN_CHUNK = 1024  # test queries per similarity block: memory is KNN_CHUNK x n_train floats
 
 
@@ -110,8 +116,8 @@ class ProbeOutput:
         logits: ``[n_test, C]`` held-out logits over the label's full class set.
         classes: ``[C]`` the label values the logit columns stand for.
         unseen_classes: Classes absent from the train split (their logits are a constant bias).
-        converged: False when L-BFGS stopped at its iteration or evaluation limit rather than at its
-            tolerance: a better probe exists, so the accuracy and the bound may be understated.
+        converged: False when L-BFGS stopped at its iteration or evaluation limit rather than at one of
+            its tolerances: a better probe exists, so the accuracy and the bound may be understated.
     """
 
     accuracy: Score
@@ -130,6 +136,8 @@ def linear_probes(
     *,
     max_iter: int,
     weight_decay: float,
+    tolerance_grad: float = PROBE_TOLERANCE_GRAD,
+    tolerance_change: float = PROBE_TOLERANCE_CHANGE,
 ) -> dict[str, ProbeOutput]:
     """Multinomial logistic regression of every label on standardised features, held-out evaluation.
 
@@ -137,6 +145,11 @@ def linear_probes(
     ``[D, sum_l C_l]`` in a single L-BFGS run (strong Wolfe line search, float64): the objective is the
     sum of the heads' mean cross-entropies plus ``weight_decay / 2 * |W|^2`` (the bias is not
     penalised), and as no parameter is shared between heads each head reaches its own optimum.
+
+    The fit runs to convergence: L-BFGS stops when the largest gradient entry falls below
+    ``tolerance_grad * L0`` or the loss (or the step) changes by less than ``tolerance_change * L0``,
+    ``L0 = sum_l log C_l`` the objective at ``W = 0`` (the loss scale); only when it reaches
+    ``max_iter`` iterations (or L-BFGS's ``1.25 * max_iter`` evaluations) first is it not converged.
 
     A class that never occurs in the train split gets no weights (its column of W stays 0): its logit
     is a learned constant, pushed down by the softmax on the train split, so a test sample of that
@@ -147,19 +160,31 @@ def linear_probes(
         labels: ``{name: [N] discrete values}``; each must have at least 2 classes.
         train_idx: ``[n_train]`` rows that train the probes.
         test_idx: ``[n_test]`` rows that evaluate them.
-        max_iter: L-BFGS iterations.
+        max_iter: L-BFGS iterations at most.
         weight_decay: L2 penalty on the weights (per sample: the loss is a mean over samples).
+        tolerance_grad: Stop when ``max |grad| <= tolerance_grad * L0``.
+        tolerance_change: Stop when the loss or the step changes by less than ``tolerance_change * L0``.
 
     Returns:
-        ``{name: ProbeOutput}``; each ``accuracy`` carries the shared training time in ``seconds``, the
-        L-BFGS iterations run in ``params["iterations"]``, and a warning when they hit ``max_iter``.
+        ``{name: ProbeOutput}``; each ``accuracy`` carries the shared training time in ``seconds`` and in
+        ``params`` ``converged``, the L-BFGS ``iterations`` run, the relative tolerances asked for,
+        ``loss_scale`` (L0) and ``grad_max`` (the largest gradient entry at the end), with a warning
+        when the fit stopped at its limit rather than at a tolerance.
 
     Raises:
-        ValueError: for no labels or a label with fewer than 2 classes.
+        ValueError: for no labels, a label with fewer than 2 classes, ``max_iter < 1`` or a tolerance
+            that is not positive.
     """
     start = time.perf_counter()
     if not labels:
         raise ValueError("linear_probes needs at least one label")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not (tolerance_grad > 0 and tolerance_change > 0):
+        raise ValueError(
+            f"tolerances must be positive, got tolerance_grad={tolerance_grad}, "
+            f"tolerance_change={tolerance_change}"
+        )
     x = torch.as_tensor(np.asarray(features), dtype=torch.float64)
     train_x, test_x = standardise(x[train_idx], x[test_idx])
     heads = []  # (name, codes [N], classes, column slice)
@@ -176,9 +201,17 @@ def linear_probes(
     for (_, _, classes, cols), codes in zip(heads, train_codes, strict=True):
         seen[cols] = (torch.bincount(codes, minlength=classes.size) > 0).double()
 
+    loss_scale = float(sum(math.log(classes.size) for _, _, classes, _ in heads))
     weight = torch.zeros(x.shape[1], offset, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(offset, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tolerance_grad * loss_scale,
+        tolerance_change=tolerance_change * loss_scale,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -190,22 +223,31 @@ def linear_probes(
         return loss
 
     optimizer.step(closure)
+    closure()  # the gradient at the final point, for grad_max
+    grad_max = float(torch.cat([weight.grad.reshape(-1), bias.grad]).abs().max())
     with torch.no_grad():
         test_logits = test_x @ (weight * seen) + bias
     seconds = time.perf_counter() - start
     state = optimizer.state[weight]
-    # L-BFGS returns on its tolerances, or when it runs out of iterations or evaluations.
-    converged = state["n_iter"] < max_iter and state["func_evals"] < optimizer.defaults["max_eval"]
+    # L-BFGS returns on its tolerances, or when it runs out of iterations or evaluations; it does not
+    # say which, so a fit that met a tolerance on its very last iteration counts as not converged.
+    converged = bool(state["n_iter"] < max_iter and state["func_evals"] < optimizer.defaults["max_eval"])
     params = {
         "max_iter": max_iter,
         "weight_decay": weight_decay,
         "normalisation": "batchnorm_no_affine",
         "iterations": int(state["n_iter"]),
+        "converged": converged,
+        "tolerance_grad": tolerance_grad,
+        "tolerance_change": tolerance_change,
+        "loss_scale": loss_scale,
+        "grad_max": grad_max,
     }
     limit: tuple[str, ...] = ()
     if not converged:
         limit = (
-            f"the probe's L-BFGS stopped at its iteration limit (max_iter={max_iter}) before converging:"
+            f"the probe's L-BFGS stopped at its iteration limit (max_iter={max_iter}) before converging"
+            f" (largest gradient entry {grad_max:.2g}, tolerance {tolerance_grad * loss_scale:.2g}):"
             " a longer fit may score higher (budget probe_max_iter)",
         )
     out = {}
@@ -231,8 +273,13 @@ def knn_accuracies(
     *,
     k: int,
     temperature: float,
+    standardize: bool = False,
 ) -> dict[str, Score]:
     """Weighted k-NN classification of every label, the train split as memory bank (DINO's recipe).
+
+    With ``standardize``, the features are first standardised per dimension by the train split's mean and
+    variance (`standardise`, as the linear probe's BatchNorm), so that no dimension weighs in the cosine by
+    its scale alone; the scores are then ``method="knn_standardized"``.
 
     One neighbour search serves all labels: cosine similarities of L2-normalised features, the top
     ``k`` training neighbours of each test sample, each voting for its class with weight
@@ -245,6 +292,7 @@ def knn_accuracies(
         test_idx: ``[n_test]`` query rows.
         k: Neighbours (capped at ``n_train``).
         temperature: Temperature of the vote.
+        standardize: Standardise the features by train-split statistics first.
 
     Returns:
         ``{name: Score}`` held-out accuracies (``baseline`` the test majority rate); ``seconds`` is the
@@ -256,8 +304,12 @@ def knn_accuracies(
     if k < 1 or not temperature > 0:
         raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
     start = time.perf_counter()
-    x = F.normalize(torch.as_tensor(np.asarray(features), dtype=torch.float32), dim=1)
+    x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
     bank, queries = x[torch.from_numpy(train_idx)], x[torch.from_numpy(test_idx)]
+    if standardize:
+        bank, queries = standardise(bank.double(), queries.double())
+        bank, queries = bank.float(), queries.float()
+    bank, queries = F.normalize(bank, dim=1), F.normalize(queries, dim=1)
     k_used = min(k, bank.shape[0])
     similarities, neighbours = [], []
     for begin in range(0, queries.shape[0], KNN_CHUNK):
@@ -270,7 +322,8 @@ def knn_accuracies(
     weights = torch.exp((similarities - similarities[:, :1]) / temperature)
     neighbours = torch.cat(neighbours)
     search_seconds = time.perf_counter() - start
-    params = {"k": k_used, "temperature": temperature, "similarity": "cosine"}
+    params = {"k": k_used, "temperature": temperature, "similarity": "cosine", "standardized": standardize}
+    method = "knn_standardized" if standardize else "knn"
     out = {}
     for name, values in labels.items():
         begin = time.perf_counter()
@@ -280,5 +333,5 @@ def knn_accuracies(
         votes.scatter_add_(1, train_codes[neighbours], weights)
         correct = votes.argmax(dim=1).numpy() == codes[test_idx]
         seconds = search_seconds + time.perf_counter() - begin
-        out[name] = _accuracy_score(correct, codes[test_idx], "knn", dict(params), seconds)
+        out[name] = _accuracy_score(correct, codes[test_idx], method, dict(params), seconds)
     return out

@@ -15,7 +15,10 @@ from typing import Any
 from estimators import Estimate
 from estimators.interface import Z_95
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+RANDOM_INIT_SUFFIX = " (random init)"  # what `sources.random_init_like` appends to a model's name
+READABLE_SCHEMAS = (1, 2)  # version 1 reports (no usable information) read with empty `information`
+INFORMATION_KEYS = ("image", "image_pooled", "caption", "factors_mean")  # plus "factors": {name: Estimate}
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,50 @@ def _scores_from_dict(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, S
     return {label: {name: Score.from_dict(s) for name, s in row.items()} for label, row in table.items()}
 
 
+def _information_to_dict(information: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {key: information[key].to_dict() for key in INFORMATION_KEYS if key in information}
+    if "factors" in information:
+        out["factors"] = {name: e.to_dict() for name, e in information["factors"].items()}
+    return out
+
+
+def _information_from_dict(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {key: Estimate.from_dict(data[key]) for key in INFORMATION_KEYS if key in data}
+    if "factors" in data:
+        out["factors"] = {name: Estimate.from_dict(e) for name, e in data["factors"].items()}
+    return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired difference of one usable-information quantity between two models on the same test images.
+
+    Attributes:
+        quantity: ``"image"``, ``"image_pooled"``, ``"caption"`` or ``"factors"`` (the mean over labels).
+        first: Model name (with its layer in ``first_layer``).
+        second: The other model's name.
+        first_layer: The layer of ``first`` compared.
+        second_layer: The layer of ``second`` compared.
+        difference: ``first - second`` in nats, its stderr from per-image differences (paired).
+    """
+
+    quantity: str
+    first: str
+    second: str
+    first_layer: str
+    second_layer: str
+    difference: Estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["difference"] = self.difference.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Comparison:
+        return cls(**{**data, "difference": Estimate.from_dict(data["difference"])})
+
+
 def _optional(value: Any, convert: Any) -> Any:
     return None if value is None else convert(value)
 
@@ -97,7 +144,14 @@ class LayerResult:
         entropy: H(T) by Kozachenko-Leonenko on scale-normalised features, or None if not measured.
         effective_rank: RankMe of the features (a proxy, not information).
         caption_information: I(T; caption) InfoNCE lower bound against a text feature, or None.
-        transfer: ``{label: {"linear_probe": Score, "knn": Score}}`` held-out accuracies.
+        transfer: ``{label: {"linear_probe": Score, "knn": Score, ...}}`` held-out accuracies.
+        information: The headline, usable information from fresh decoders on these frozen features
+            (the same family and budget for every encoder): ``"image"`` (I_V(T -> X) from the token
+            grid, nats per image), ``"image_pooled"`` (the same from the pooled vector), ``"caption"``
+            (I(T; caption), a Barber-Agakov lower bound where H(caption) is exact) — each an `Estimate`
+            where measured — and ``"factors"``: ``{label: Estimate}`` (H(label) - an MLP decoder's
+            held-out cross-entropy, a lower bound), with ``"factors_mean"`` their mean over labels
+            (its stderr from the per-image mean, so correlated labels are not counted as independent).
         seconds: ``{stage: wall seconds}`` for this layer.
     """
 
@@ -110,7 +164,12 @@ class LayerResult:
     effective_rank: Score | None = None
     caption_information: Estimate | None = None
     transfer: dict[str, dict[str, Score]] = field(default_factory=dict)
+    information: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def factor_information(self, label: str) -> Estimate | None:
+        """The MLP decoder's I(T; label) lower bound, or None."""
+        return self.information.get("factors", {}).get(label)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +182,7 @@ class LayerResult:
             "effective_rank": _optional(self.effective_rank, Score.to_dict),
             "caption_information": _optional(self.caption_information, Estimate.to_dict),
             "transfer": _scores_to_dict(self.transfer),
+            "information": _information_to_dict(self.information),
             "seconds": dict(self.seconds),
         }
 
@@ -138,6 +198,7 @@ class LayerResult:
             effective_rank=_optional(data.get("effective_rank"), Score.from_dict),
             caption_information=_optional(data.get("caption_information"), Estimate.from_dict),
             transfer=_scores_from_dict(data.get("transfer", {})),
+            information=_information_from_dict(data.get("information", {})),
             seconds={k: float(v) for k, v in data.get("seconds", {}).items()},
         )
 
@@ -176,6 +237,11 @@ class ModelResult:
     decoder_bounds: dict[str, Estimate] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_anchor(self) -> bool:
+        """True for the anchors a report reads models against: random init, pixels, the oracle."""
+        return self.source == "anchor" or self.name.endswith(RANDOM_INIT_SUFFIX)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -221,6 +287,7 @@ class Report:
         versions: Package versions (infomug, torch, timm, numpy, python).
         created: ISO time of the measurement.
         seconds: ``{stage: wall seconds}`` for the whole run.
+        comparisons: Paired differences of the usable information between every two models.
     """
 
     models: list[ModelResult]
@@ -232,6 +299,7 @@ class Report:
     versions: dict[str, str]
     created: str
     seconds: dict[str, float] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,6 +313,7 @@ class Report:
             "versions": dict(self.versions),
             "created": self.created,
             "seconds": dict(self.seconds),
+            "comparisons": [c.to_dict() for c in self.comparisons],
         }
 
     @classmethod
@@ -252,11 +321,11 @@ class Report:
         """Inverse of `to_dict`.
 
         Raises:
-            ValueError: for another schema version.
+            ValueError: for a schema version this code cannot read.
         """
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"measure.json schema version {version!r} is not {SCHEMA_VERSION}")
+        if version not in READABLE_SCHEMAS:
+            raise ValueError(f"measure.json schema version {version!r} is not one of {READABLE_SCHEMAS}")
         return cls(
             models=[ModelResult.from_dict(m) for m in data["models"]],
             data=data["data"],
@@ -267,4 +336,5 @@ class Report:
             versions=data["versions"],
             created=data["created"],
             seconds={k: float(v) for k, v in data.get("seconds", {}).items()},
+            comparisons=[Comparison.from_dict(c) for c in data.get("comparisons", [])],
         )

@@ -32,6 +32,8 @@ from infomug.train.checkpoint_folders import CHECKPOINTS_DIR, MODEL_FILE, Checkp
 from infomug.train.config import config_from_dict
 from infomug.train.tokenizer import TOKENIZER_FILE
 
+from .results import RANDOM_INIT_SUFFIX
+
 logger = logging.getLogger(__name__)
 
 TIMM_PREFIX = "timm:"
@@ -210,7 +212,7 @@ def random_init_like(model: LoadedModel, seed: int = 0) -> LoadedModel:
             encoder = _reinitialised_copy(model.encoder)
     (objective if objective is not None else encoder).to(device).eval()
     return LoadedModel(
-        name=f"{model.name} (random init)",
+        name=model.name + RANDOM_INIT_SUFFIX,
         encoder=encoder,
         objective=objective,
         objective_name=model.objective_name,

@@ -1,13 +1,20 @@
 """Which layers are read, and how each is pooled into one vector per image.
 
-Two taps, one call shape (``tap(images) -> {name: [B, D] float32}``):
+Two taps, one call shape (``tap(images) -> {name: [B, D] float32}``, which is
+``tap.pool_tokens(tap.tokens(images))``):
 
 * `IntermediatesTap` reads transformer blocks through the timm feature API ``forward_intermediates``
-  (our `MaskedViTEncoder` and timm ViTs); its names are ``"block_0"``, ``"block_3"``, ...
-* `HookTap` reads any named submodules of any `nn.Module` through forward hooks; its names are the
+  (our `MaskedViTEncoder` and timm ViTs); its layers are ``"block_0"``, ``"block_3"``, ..., and
+  ``"final_norm"`` (the last block after the encoder's final norm, what ``forward_features`` returns).
+* `HookTap` reads any named submodules of any `nn.Module` through forward hooks; its layers are the
   module names (``"vit.blocks.0"``, ``"layer3"``...).
 
-`make_tap` picks one from a layer spec (``"all"``, ``"last"``, ``"0,3,-1"``, or module names).
+``tap.tokens(images)`` gives each layer's raw tokens ``[B, T, D]`` (prefix tokens first) before pooling.
+With one pool a feature is named after its layer; with two (``pool="token,avg"`` or ``"both"``) each
+layer gives ``"<layer>:token"`` and ``"<layer>:avg"``.
+
+`make_tap` picks one from a layer spec (``"all"``, ``"last"``, ``"0,3,-1"``, ``"norm"``, combinations
+such as ``"all,norm"``, or module names).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from infomug.models.encoder import MaskedViTEncoder
@@ -25,7 +33,48 @@ from infomug.models.encoder import MaskedViTEncoder
 from .sources import LoadedModel
 
 POOLS = ("token", "avg")
+BOTH_POOLS = "both"
+FINAL_NORM = "final_norm"  # the tap name of the final-norm readout
+NORM_TOKEN = "norm"  # the layer-spec token that asks for it
 _FEW = 8  # module names shown in an "unknown module" error
+
+
+def parse_pools(spec: str | Sequence[str]) -> list[str]:
+    """The pools a spec asks for: ``"token"``, ``"avg"``, ``"token,avg"`` (either order) or ``"both"``.
+
+    Args:
+        spec: A pool name, a comma-separated list of them, ``"both"`` (= ``"token,avg"``), or a sequence
+            of pool names.
+
+    Returns:
+        Distinct pool names from `POOLS`, in the order given.
+
+    Raises:
+        ValueError: for an unknown pool (naming it and the valid ones) or an empty spec.
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    pools: list[str] = []
+    for item in items:
+        text = item.strip().lower() if isinstance(item, str) else item
+        chosen = list(POOLS) if text == BOTH_POOLS else [text]
+        for pool in chosen:
+            if pool not in POOLS:
+                raise ValueError(
+                    f"pool must be one of {POOLS}, a comma-separated list of them or {BOTH_POOLS!r}, got "
+                    f"{spec!r} ({item!r} is unknown)"
+                )
+            if pool not in pools:
+                pools.append(pool)
+    if not pools:
+        raise ValueError(f"pool spec {spec!r} names no pool; use one of {POOLS} or {BOTH_POOLS!r}")
+    return pools
+
+
+def feature_names(layers: Sequence[str], pools: Sequence[str]) -> list[str]:
+    """Feature names: the layer names with one pool, ``"<layer>:<pool>"`` with several."""
+    if len(pools) == 1:
+        return list(layers)
+    return [f"{layer}:{pool}" for layer in layers for pool in pools]
 
 
 def parse_layers(spec: str | Sequence[int] | None, depth: int) -> list[int]:
@@ -143,56 +192,195 @@ def pool_output(output: Any, pool: str, num_prefix_tokens: int = 1) -> Tensor:
     return pooled.detach().float()
 
 
-class IntermediatesTap:
+def as_tokens(output: Any) -> tuple[Tensor, bool]:
+    """A module's output as detached float32 tokens, and whether it was a spatial map.
+
+    Args:
+        output: ``[B, T, D]`` tokens or ``[B, D]`` vectors (returned as they are), or ``[B, C, H, W]``
+            maps (returned as ``[B, H * W, C]`` tokens, row-major over space); a tuple or list is reduced
+            to its first tensor, as in `pool_output`.
+
+    Returns:
+        ``(tokens, from_map)``; ``from_map`` is True for a ``[B, C, H, W]`` map (its tokens have no prefix
+        token, so both pools average them, as `pool_output` does with the map).
+
+    Raises:
+        ValueError: for an output with no tensor or of another rank (naming the shape).
+    """
+    if isinstance(output, tuple | list):
+        output = next((item for item in output if isinstance(item, Tensor)), None)
+    if not isinstance(output, Tensor):
+        raise ValueError(f"cannot pool a module output of type {type(output).__name__}: expected a tensor")
+    if output.dim() not in (2, 3, 4):
+        raise ValueError(
+            f"cannot pool a module output of shape {tuple(output.shape)}: expected [B, L, D], [B, D] "
+            "or [B, C, H, W]"
+        )
+    if output.dim() == 4:
+        return output.detach().flatten(2).transpose(1, 2).float(), True
+    return output.detach().float(), False
+
+
+class _PoolingMixin:
+    """What both taps share: feature names and `pool_tokens` (from ``layers``, ``pools``, prefix count)."""
+
+    layers: list[str]
+    pools: list[str]
+    num_prefix_tokens: int
+    spatial_maps: set[str]
+
+    @property
+    def pool(self) -> str:
+        """The pool spec: ``"token"``, ``"avg"``, or both comma-separated in the order given."""
+        return ",".join(self.pools)
+
+    @property
+    def names(self) -> list[str]:
+        """Feature names in output order: the layers with one pool, ``"<layer>:<pool>"`` with two."""
+        return feature_names(self.layers, self.pools)
+
+    def layer_of(self, name: str) -> str:
+        """The layer (a key of `tokens`) a feature name belongs to: ``"block_3:avg"`` -> ``"block_3"``.
+
+        Raises:
+            KeyError: for a name this tap does not produce.
+        """
+        if name in self.layers and len(self.pools) == 1:
+            return name
+        layer, _, pool = name.rpartition(":")
+        if layer in self.layers and pool in self.pools and len(self.pools) > 1:
+            return layer
+        raise KeyError(f"{name!r} is not one of this tap's feature names {self.names}")
+
+    def pool_tokens(self, raw: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``{layer: tokens}`` as `tokens` returns them -> ``{name: [B, D] float32}`` in ``names`` order.
+
+        ``[B, T, D]`` tokens are pooled by `pool_output` with ``num_prefix_tokens``; ``[B, D]`` vectors
+        pass through; tokens of a ``[B, C, H, W]`` map (layers in ``spatial_maps``) have no prefix token,
+        so every pool averages them.
+
+        Raises:
+            KeyError: for a layer missing from ``raw``.
+            ValueError: for tokens that cannot be pooled (see `pool_output`).
+        """
+        out = {}
+        for layer in self.layers:
+            tokens = raw[layer]
+            for pool in self.pools:
+                if layer in self.spatial_maps and tokens.dim() == 3:
+                    pooled = tokens.mean(dim=1).detach().float()
+                else:
+                    pooled = pool_output(tokens, pool, self.num_prefix_tokens)
+                out[layer if len(self.pools) == 1 else f"{layer}:{pool}"] = pooled
+        return out
+
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        """``[B, C, H, W]`` images -> ``{name: [B, D] float32}`` in ``names`` order.
+
+        Exactly ``pool_tokens(tokens(images))``.
+        """
+        return self.pool_tokens(self.tokens(images))
+
+    def tokens(self, images: Tensor) -> dict[str, Tensor]:  # pragma: no cover - each tap defines it
+        raise NotImplementedError
+
+    def _layers_named(self, names: Sequence[str]) -> list[str]:
+        """The layers (in tap order) that any of ``names``, layer or feature names, belongs to."""
+        wanted = set(names)
+        return [
+            layer
+            for layer in self.layers
+            if layer in wanted or any(f"{layer}:{pool}" in wanted for pool in self.pools)
+        ]
+
+
+class IntermediatesTap(_PoolingMixin):
     """Features of chosen blocks via the timm feature API ``forward_intermediates`` (DESIGN.md contract).
 
     The raw block outputs are read (``norm=False``): the final norm is not applied, so the last block's
-    features are *not* those of ``forward_features``. Our `MaskedViTEncoder` returns ``[B, 1 + L, D]``
-    per block; other timm models are asked for ``output_fmt="NLC"`` with prefix tokens, which are put
-    first, and conv nets' ``[B, C, H, W]`` maps are averaged over space.
+    features are *not* those of ``forward_features``; ask for ``final_norm`` to read those too (layer
+    ``"final_norm"``). Our `MaskedViTEncoder` returns ``[B, 1 + L, D]`` per block; other timm models are
+    asked for ``output_fmt="NLC"`` with prefix tokens, which are put first, and conv nets' ``[B, C, H, W]``
+    maps become ``[B, H * W, C]`` tokens (averaged over space by either pool).
 
     Args:
         encoder: A `MaskedViTEncoder` or a timm model with ``forward_intermediates``.
-        indices: Block indices in ``[0, depth)``, as `parse_layers` returns them.
-        pool: ``"token"`` or ``"avg"`` (see `pool_output`).
+        indices: Block indices in ``[0, depth)``, as `parse_layers` returns them (may be empty when
+            ``final_norm`` is set).
+        pool: ``"token"``, ``"avg"``, ``"token,avg"`` or ``"both"`` (see `parse_pools`, `pool_output`).
+        final_norm: Also read the last block after the final norm, as ``forward_features`` returns it.
 
     Attributes:
-        names: ``["block_0", "block_3", ...]``, one per index.
+        layers: ``["block_0", "block_3", ..., "final_norm"]``, one per index, then the final norm if asked.
+        names: Feature names: ``layers`` with one pool, ``"block_0:token"``, ``"block_0:avg"``... with two.
+        num_prefix_tokens: Class/register tokens in front of the patch tokens of every ``[B, T, D]`` output.
+        spatial_maps: Layers whose outputs were ``[B, C, H, W]`` maps (filled by `tokens`).
 
     Raises:
-        ValueError: for an unknown pool, an encoder without ``forward_intermediates``, or no index.
+        ValueError: for an unknown pool, an encoder without ``forward_intermediates``, or nothing to read.
     """
 
-    def __init__(self, encoder: nn.Module, indices: list[int], pool: str = "token") -> None:
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    def __init__(
+        self, encoder: nn.Module, indices: list[int], pool: str = "token", final_norm: bool = False
+    ) -> None:
+        self.pools = parse_pools(pool)
         if not callable(getattr(encoder, "forward_intermediates", None)):
             raise ValueError(f"{type(encoder).__name__} has no forward_intermediates: use a HookTap")
-        if not indices:
-            raise ValueError("IntermediatesTap needs at least one block index")
+        if not indices and not final_norm:
+            raise ValueError("IntermediatesTap needs at least one block index or final_norm=True")
         self.encoder = encoder
         self.indices = [int(i) for i in indices]
-        self.pool = pool
-        self.names = [f"block_{i}" for i in self.indices]
-        vit = encoder.vit if isinstance(encoder, MaskedViTEncoder) else encoder
-        self.num_prefix_tokens = int(getattr(vit, "num_prefix_tokens", 1))
+        self.final_norm = bool(final_norm)
+        self.layers = [f"block_{i}" for i in self.indices] + ([FINAL_NORM] if self.final_norm else [])
+        self.num_prefix_tokens = _num_prefix_tokens(encoder)
+        self.spatial_maps: set[str] = set()
 
     def select(self, names: Sequence[str]) -> IntermediatesTap:
-        """A tap over a subset of this one's ``names``, same encoder and pool."""
-        chosen = [index for index, name in zip(self.indices, self.names, strict=True) if name in set(names)]
-        return IntermediatesTap(self.encoder, chosen, self.pool)
+        """A tap over the layers of ``names`` (layer or feature names), same encoder and pools."""
+        chosen = set(self._layers_named(names))
+        indices = [index for index, layer in zip(self.indices, self.layers, strict=False) if layer in chosen]
+        return IntermediatesTap(self.encoder, indices, self.pool, final_norm=FINAL_NORM in chosen)
 
     @torch.no_grad()
-    def __call__(self, images: Tensor) -> dict[str, Tensor]:
-        """``[B, C, H, W]`` images -> ``{name: [B, D] float32}`` in ``names`` order."""
-        if isinstance(self.encoder, MaskedViTEncoder):
-            outputs: list[Any] = self.encoder.forward_intermediates(images, indices=self.indices, norm=False)
+    def tokens(self, images: Tensor) -> dict[str, Tensor]:
+        """``[B, C, H, W]`` images -> ``{layer: raw output}`` in ``layers`` order, before pooling.
+
+        Returns:
+            Detached float32 ``[B, T, D]`` tokens, prefix tokens first (``[B, D]`` for 2-D outputs,
+            ``[B, H * W, C]`` for conv maps).
+        """
+        vit = _vision_transformer(self.encoder)
+        final: Any = None
+        outputs: list[Any] = []
+        if self.final_norm and self.indices and vit is not None:
+            # One pass: timm's ViT returns norm(last block) next to the raw blocks, which is exactly
+            # forward_features (patch_drop is the identity in eval mode).
+            final, pairs = vit.forward_intermediates(
+                images,
+                indices=self.indices,
+                norm=False,
+                output_fmt="NLC",
+                return_prefix_tokens=True,
+                intermediates_only=False,
+                stop_early=False,
+            )
+            outputs = _prefix_first(pairs)
         else:
-            outputs = self._timm_intermediates(images)
-        return {
-            name: pool_output(output, self.pool, self.num_prefix_tokens)
-            for name, output in zip(self.names, outputs, strict=True)
-        }
+            if self.indices:
+                if isinstance(self.encoder, MaskedViTEncoder):
+                    outputs = self.encoder.forward_intermediates(images, indices=self.indices, norm=False)
+                else:
+                    outputs = self._timm_intermediates(images)
+            if self.final_norm:
+                final = self.encoder.forward_features(images)
+        if self.final_norm:
+            outputs = [*outputs, final]
+        raw = {}
+        for layer, output in zip(self.layers, outputs, strict=True):
+            raw[layer], from_map = as_tokens(output)
+            if from_map:
+                self.spatial_maps.add(layer)
+        return raw
 
     def _timm_intermediates(self, images: Tensor) -> list[Tensor]:
         method = self.encoder.forward_intermediates
@@ -202,24 +390,24 @@ class IntermediatesTap:
             options.update(output_fmt="NLC", return_prefix_tokens=True)
         if "stop_early" in accepted:
             options["stop_early"] = True  # no need to run blocks past the deepest tapped one
-        outputs = method(images, **options)
-        # ViTs with prefix tokens give (spatial [B, L, D], prefix [B, P, D]) pairs.
-        return [torch.cat([item[1], item[0]], dim=1) if isinstance(item, tuple) else item for item in outputs]
+        return _prefix_first(method(images, **options))
 
 
-class HookTap:
+class HookTap(_PoolingMixin):
     """Features of ANY named submodules of any `nn.Module`, through forward hooks (one forward pass).
 
     Args:
         model: The module run on the images.
-        module_names: Names from ``model.named_modules()``; each module's output is pooled by
-            `pool_output`. A module called more than once per forward gives its first output.
-        pool: ``"token"`` or ``"avg"``.
+        module_names: Names from ``model.named_modules()``; each module's output is read by `as_tokens`
+            and pooled by `pool_output`. A module called more than once per forward gives its first output.
+        pool: ``"token"``, ``"avg"``, ``"token,avg"`` or ``"both"`` (see `parse_pools`).
         forward: How to run the model, ``forward(model, images)``; default ``model(images)``.
         num_prefix_tokens: Prefix tokens in ``[B, L, D]`` outputs (see `pool_output`).
 
     Attributes:
-        names: The module names, in the order given.
+        layers: The module names, in the order given.
+        names: Feature names: ``layers`` with one pool, ``"<module>:token"``, ``"<module>:avg"`` with two.
+        spatial_maps: Modules whose outputs were ``[B, C, H, W]`` maps (filled by `tokens`).
 
     Raises:
         ValueError: for an unknown pool, no module names, or a name not in the model (listing a few
@@ -234,8 +422,7 @@ class HookTap:
         forward: Callable[[nn.Module, Tensor], Any] | None = None,
         num_prefix_tokens: int = 1,
     ) -> None:
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        self.pools = parse_pools(pool)
         names = list(dict.fromkeys(module_names))
         if not names:
             raise ValueError("HookTap needs at least one module name")
@@ -248,29 +435,28 @@ class HookTap:
                 "(see model.named_modules())"
             )
         self.model = model
-        self.names = names
-        self.pool = pool
+        self.layers = names
         self.forward = forward or (lambda module, images: module(images))
         self.num_prefix_tokens = num_prefix_tokens
+        self.spatial_maps: set[str] = set()
         self._modules = [modules[name] for name in names]
         self._handles: list[Any] = []
 
     def select(self, names: Sequence[str]) -> HookTap:
-        """A tap over a subset of this one's ``names``, same model, pool and forward."""
-        return HookTap(
-            self.model,
-            [name for name in self.names if name in set(names)],
-            self.pool,
-            self.forward,
-            self.num_prefix_tokens,
-        )
+        """A tap over the modules of ``names`` (module or feature names), same model, pools and forward."""
+        return HookTap(self.model, self._layers_named(names), self.pool, self.forward, self.num_prefix_tokens)
 
     @torch.no_grad()
-    def __call__(self, images: Tensor) -> dict[str, Tensor]:
-        """``[B, C, H, W]`` images -> ``{name: [B, D] float32}`` in ``names`` order.
+    def tokens(self, images: Tensor) -> dict[str, Tensor]:
+        """``[B, C, H, W]`` images -> ``{module name: raw output}`` in ``layers`` order, before pooling.
+
+        Returns:
+            Detached float32 ``[B, T, D]`` tokens as the module gave them, ``[B, D]`` for 2-D outputs,
+            ``[B, H * W, C]`` for ``[B, C, H, W]`` maps.
 
         Raises:
-            ValueError: if a hooked module did not run in the forward pass, or its output cannot be pooled.
+            ValueError: if a hooked module did not run in the forward pass, or its output is not a tensor
+                of rank 2 to 4.
         """
         captured: dict[str, Any] = {}
 
@@ -281,17 +467,22 @@ class HookTap:
             return hook
 
         try:
-            for name, module in zip(self.names, self._modules, strict=True):
+            for name, module in zip(self.layers, self._modules, strict=True):
                 self._handles.append(module.register_forward_hook(hook_for(name)))
             self.forward(self.model, images)
         finally:
             self.close()
-        silent = [name for name in self.names if name not in captured]
+        silent = [name for name in self.layers if name not in captured]
         if silent:
             raise ValueError(
                 f"modules {silent} did not run in the forward pass of {type(self.model).__name__}"
             )
-        return {name: pool_output(captured[name], self.pool, self.num_prefix_tokens) for name in self.names}
+        raw = {}
+        for name in self.layers:
+            raw[name], from_map = as_tokens(captured[name])
+            if from_map:
+                self.spatial_maps.add(name)
+        return raw
 
     def close(self) -> None:
         """Remove any hook still registered (each call removes its own)."""
@@ -307,23 +498,38 @@ def make_tap(model: LoadedModel, layers: str | Sequence[int] | Sequence[str] | N
     """The tap a layer spec asks for on ``model.encoder``.
 
     Block specs (``None``, ``"all"``, ``"last"``, integers, ``"0,3,-1"``) give an `IntermediatesTap` when
-    the encoder has ``forward_intermediates``. Module names (a list of strings that are not all integers,
-    or a comma spec containing names) give a `HookTap`; so do integer-looking names (``"0,2"``) on an
-    encoder without ``forward_intermediates`` when they name its modules (an ``nn.Sequential``).
+    the encoder has ``forward_intermediates``; the token ``"norm"`` adds the final-norm readout
+    (``"all,norm"``, ``"last,norm"``, or ``"norm"`` alone), named ``"final_norm"``. Module names (a list
+    of strings that are not all block tokens, or a comma spec containing names) give a `HookTap`; so do
+    integer-looking names (``"0,2"``) on an encoder without ``forward_intermediates`` when they name its
+    modules (an ``nn.Sequential``).
+
+    Args:
+        model: The loaded model whose ``encoder`` is tapped.
+        layers: The layer spec.
+        pool: ``"token"``, ``"avg"``, ``"token,avg"`` or ``"both"`` (see `parse_pools`).
 
     Raises:
-        ValueError: for an unknown pool, a bad block spec, unknown module names, or block indices on an
-            encoder without ``forward_intermediates`` (explaining to pass module names).
+        ValueError: for an unknown pool, a bad block spec, unknown module names, or block indices (or
+            ``"norm"``) on an encoder without ``forward_intermediates`` (explaining to pass module names).
     """
     encoder = model.encoder
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    parse_pools(pool)
     tokens = _tokens(layers)
     prefix = _num_prefix_tokens(encoder)
     if tokens is not None and not all(_is_block_token(token) for token in tokens):
         return HookTap(encoder, [str(token) for token in tokens], pool, num_prefix_tokens=prefix)
     if callable(getattr(encoder, "forward_intermediates", None)):
-        return IntermediatesTap(encoder, parse_layers(layers, encoder_depth(encoder)), pool)
+        final_norm = tokens is not None and any(_is_norm_token(token) for token in tokens)
+        blocks = [token for token in tokens if not _is_norm_token(token)] if tokens is not None else None
+        if blocks is not None and not blocks:
+            indices: list[int] = []  # "norm" alone
+        else:
+            spec: Any = layers
+            if final_norm:  # the spec without its "norm" token, a string again when it was one
+                spec = ",".join(blocks) if all(isinstance(b, str) for b in blocks) else blocks
+            indices = parse_layers(spec, encoder_depth(encoder))
+        return IntermediatesTap(encoder, indices, pool, final_norm=final_norm)
     modules = dict(encoder.named_modules())
     if tokens is not None and all(str(token) in modules for token in tokens):
         return HookTap(encoder, [str(token) for token in tokens], pool, num_prefix_tokens=prefix)
@@ -348,9 +554,24 @@ def _is_block_token(token: Any) -> bool:
     if not isinstance(token, str):
         return False
     text = token.strip().lower()
-    return text in ("all", "last") or text.lstrip("-").isdigit()
+    return text in ("all", "last", NORM_TOKEN) or text.lstrip("-").isdigit()
+
+
+def _prefix_first(outputs: Sequence[Any]) -> list[Any]:
+    # ViTs with prefix tokens give (spatial [B, L, D], prefix [B, P, D]) pairs.
+    return [torch.cat([item[1], item[0]], dim=1) if isinstance(item, tuple) else item for item in outputs]
+
+
+def _is_norm_token(token: Any) -> bool:
+    return isinstance(token, str) and token.strip().lower() == NORM_TOKEN
 
 
 def _num_prefix_tokens(encoder: nn.Module) -> int:
     vit = encoder.vit if isinstance(encoder, MaskedViTEncoder) else encoder
     return int(getattr(vit, "num_prefix_tokens", 1))
+
+
+def _vision_transformer(encoder: nn.Module) -> VisionTransformer | None:
+    """The timm ViT inside ``encoder`` (ours wraps one as ``.vit``), or None for any other model."""
+    vit = encoder.vit if isinstance(encoder, MaskedViTEncoder) else encoder
+    return vit if isinstance(vit, VisionTransformer) else None

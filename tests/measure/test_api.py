@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,12 +9,13 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from infomug.measure import get_budget, measure, read_report
-from infomug.measure.api import _decoder_bounds, _measure_oracle, resolve_models
+from infomug.measure.api import ORACLE, PIXELS, _anchor_features, _decoder_bounds, resolve_models
 from infomug.measure.eval_data import label_entropies, resolve_data
 from infomug.measure.extract import Features
 from infomug.measure.report_files import JSON_FILE, MARKDOWN_FILE
 from infomug.measure.results import ModelResult
 from infomug.measure.sources import load_checkpoint, load_timm
+from infomug.measure.usable.stage import StageData, make_splits
 
 # Small enough for seconds on one thread: the tiny world's 256 eval images, short critic training.
 SMALL = dict(
@@ -25,7 +27,10 @@ SMALL = dict(
     caption_steps=40,
     caption_batch=32,
     decoder_samples=128,
+    decoder_max_epochs=5,
 )
+# Side-by-side and error tests need neither the fresh decoders nor the anchors.
+PLAIN = dict(usable_information=False)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +47,9 @@ def report_dir(tiny_checkpoint, small_budget, tmp_path_factory):
 
 def test_report_has_every_quantity_per_layer(report_dir):
     _, report = report_dir
-    trained, random_init, oracle = report.models
-    assert trained.objective == "mug" and trained.step == 4
+    trained, random_init, pixels, oracle = report.models
+    assert (random_init.is_anchor, pixels.name, pixels.is_anchor, oracle.name) == (True, PIXELS, True, ORACLE)
+    assert trained.objective == "mug" and trained.step == 4 and not trained.is_anchor
     assert [layer.layer for layer in trained.layers] == ["block_0", "block_1"]
     assert report.label_entropies_exact
     for layer in trained.layers:
@@ -54,8 +60,8 @@ def test_report_has_every_quantity_per_layer(report_dir):
             for estimate in row.values():
                 assert estimate.kind == "lower_bound"
                 assert estimate.ceiling == pytest.approx(report.label_entropies[label])
-        assert [e.params["relative_sigma"] for e in layer.input_information] == pytest.approx([0.3, 1.0, 3.0])
-        assert set(layer.transfer["shape"]) == {"linear_probe", "knn"}
+        assert [e.params["relative_sigma"] for e in layer.input_information] == pytest.approx([1, 3, 10, 30])
+        assert set(layer.transfer["shape"]) == {"linear_probe", "knn", "knn_standardized"}
         assert 0.0 <= layer.transfer["shape"]["linear_probe"].value <= 1.0
         assert layer.effective_rank is not None and 1.0 <= layer.effective_rank.value <= 32.0
     # InfoNCE on the last layer only ("quick"), with its log K ceiling.
@@ -64,11 +70,26 @@ def test_report_has_every_quantity_per_layer(report_dir):
     assert caption is not None and caption.ceiling == pytest.approx(math.log(32))
     assert set(trained.decoder_bounds) == {"caption_decoder", "pixel_decoder"}
     assert trained.decoder_bounds["caption_decoder"].kind == "lower_bound"
+    # The headline: fresh decoders on the last layer ("quick"), for the model and every anchor alike.
+    for model in report.models:
+        information = model.layers[-1].information
+        assert {"image", "caption", "factors", "factors_mean"} <= set(information), model.name
+        assert information["image"].kind == "point" and information["image"].ceiling > 0
+        assert information["caption"].kind == "lower_bound"  # the world's H(caption) is exact
+        assert information["caption"].ceiling == pytest.approx(report.caption_information_total)
+        for label, estimate in information["factors"].items():
+            assert estimate.kind == "lower_bound"
+            assert estimate.ceiling == pytest.approx(report.label_entropies[label])
+    assert trained.layers[0].information == {}
+    # Paired differences: the model against each anchor, never two anchors against each other.
+    pairs = {(c.first, c.second) for c in report.comparisons}
+    assert pairs == {(trained.name, anchor.name) for anchor in (random_init, pixels, oracle)}
+    assert {c.quantity for c in report.comparisons} == {"image", "caption", "factors"}
 
 
 def test_oracle_anchor_reaches_the_label_entropy_and_random_init_does_not(report_dir):
     _, report = report_dir
-    _, random_init, oracle = report.models
+    _, random_init, _, oracle = report.models
     assert random_init.name.endswith("(random init)")
     (layer,) = oracle.layers
     for label in ("shape", "colour", "num_objects"):
@@ -99,7 +120,12 @@ def test_remeasuring_reads_the_feature_cache_and_repeats_the_numbers(
 ):
     out, first = report_dir
     again = measure(
-        tiny_checkpoint, budget=small_budget, layers="last", out=out / "again", cache_dir=out / "features"
+        tiny_checkpoint,
+        budget=small_budget,
+        layers="last",
+        out=out / "again",
+        cache_dir=out / "features",
+        anchors=False,
     )
     assert any("cache" in note for note in again.models[0].notes)
     before = first.models[0].layers[-1].label_information["shape"]["knn_on_probe_logits"]
@@ -108,8 +134,10 @@ def test_remeasuring_reads_the_feature_cache_and_repeats_the_numbers(
 
 
 def test_side_by_side_names_are_unique(tiny_checkpoint, small_budget, tmp_path):
-    budget = get_budget("quick", **{**SMALL, "uncertainty": False, "caption_steps": 10})
-    report = measure([tiny_checkpoint, tiny_checkpoint], layers="last", budget=budget, progress=False)
+    budget = get_budget("quick", **{**SMALL, **PLAIN, "uncertainty": False, "caption_steps": 10})
+    report = measure(
+        [tiny_checkpoint, tiny_checkpoint], layers="last", budget=budget, anchors=False, progress=False
+    )
     names = [model.name for model in report.models]
     assert len(set(names)) == 2 and names[1].endswith("(2)")
 
@@ -165,11 +193,12 @@ def test_a_module_is_given_back_in_its_mode_and_the_report_counts_the_images_mea
     budget = get_budget(
         "quick", **{**SMALL, "images": 60, "uncertainty": False, "caption_steps": 5, "caption_batch": 16}
     )
-    report = measure(net, "world", layers=["1"], budget=budget, progress=False)
+    report = measure(net, "world", layers=["1"], budget=budget, anchors=False, progress=False)
     assert net.training and net[2].training  # measured in eval mode, handed back in train mode
     assert report.data["images"] == 60 and report.models[0].layers[0].n == 60
     assert report.data["layers"] == ["1"]
-    assert json.dumps(measure(net, "world", layers=np.array(["1"]), budget=budget).data["layers"]) == '["1"]'
+    again = measure(net, "world", layers=np.array(["1"]), budget=budget, anchors=False)
+    assert json.dumps(again.data["layers"]) == '["1"]'
 
 
 class _Stream(IterableDataset):
@@ -200,15 +229,26 @@ def _features(labels):
     )
 
 
-def test_oracle_encodes_the_labels_the_layers_measure_and_is_skipped_without_any(tiny_checkpoint):
-    eval_data = resolve_data(None, [load_checkpoint(tiny_checkpoint)])
-    budget = get_budget("quick", **{**SMALL, "uncertainty": False})
+def test_oracle_encodes_the_labels_the_layers_measure_and_is_skipped_without_any():
     n = 40
     labels = {"cls": np.arange(n) % 2, "image_id": np.arange(n), "size": np.linspace(0, 1, n)}
-    oracle = _measure_oracle(_features(labels), eval_data, budget, False)
-    (layer,) = oracle.layers
-    assert layer.dim == 2 and set(layer.label_information) == {"cls"}  # no one-hot block for the id
-    assert _measure_oracle(_features({"size": labels["size"]}), eval_data, budget, False) is None
+    (oracle,) = _anchor_features(_features(labels), None, get_budget("quick"))
+    assert oracle.name == ORACLE
+    assert oracle.features.layers["labels_one_hot"].shape == (n, 2)  # no one-hot block for the id
+    assert _anchor_features(_features({"size": labels["size"]}), None, get_budget("quick")) == []
+
+
+def test_the_pixel_anchor_reads_the_images_as_patches_and_principal_components():
+    n = 40
+    images = np.random.default_rng(0).integers(0, 256, (n, 3, 16, 16), dtype=np.uint8)
+    features = replace(_features({"cls": np.arange(n) % 2}), images=images)
+    splits = make_splits(n, get_budget("quick"))
+    stage = StageData(images, None, {}, {}, None, None, splits)
+    pixels, _ = _anchor_features(features, stage, get_budget("quick"))
+    assert pixels.name == PIXELS
+    # 16 px images: the decoders' 2 px target patches (8 per side) are the grid's tokens.
+    assert pixels.features.grids["pixels"].shape == (n, 64, 2 * 2 * 3)
+    assert pixels.features.layers["pixels"].shape == (n, splits.train.size)  # PCs capped by train rows
 
 
 def test_label_entropies_are_exact_where_known_and_plug_in_elsewhere():
@@ -229,7 +269,10 @@ def test_every_objective_is_measured_through_one_path(objective, bounds, tiny_me
     run = tmp_path / objective
     train(load_config(None, [*tiny_measure_overrides, f"model.objective={objective}"]), run, progress=False)
     budget = get_budget("quick", **{**SMALL, "images": 128, "uncertainty": False, "caption_steps": 10})
-    (model,) = measure(run, budget=budget, layers="last", progress=False).models
+    (model,) = measure(run, budget=budget, layers="last", anchors=False, progress=False).models
     assert model.objective == objective and set(model.decoder_bounds) == bounds
     (layer,) = model.layers
+    # The headline's fresh decoders read every objective the same way.
+    assert {"image", "caption", "factors", "factors_mean"} <= set(layer.information)
+    assert layer.information["factors"]["colour"].method == "mlp_decoder"
     assert layer.layer == "block_1" and layer.dim == 32 and "colour" in layer.label_information

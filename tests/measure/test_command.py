@@ -39,8 +39,11 @@ def test_measure_command_writes_a_report(tiny_checkpoint, tmp_path, capsys):
     report = read_report(out)
     rows = report.models[0].layers[-1].label_information
     del rows["shape"]["knn_on_probe_logits"]
-    (line,) = summary_lines(report)
+    lines = summary_lines(report)
+    line = next(line for line in lines if line.startswith(f"  readouts {report.models[0].name} "))
     assert f"over {len(rows) - 1} labels" in line
+    # The headline line of every model and anchor comes first: the fresh decoders' numbers.
+    assert lines[0].startswith(report.models[0].name) and "I_V(T -> image)" in lines[0]
 
 
 def test_default_report_folder_is_inside_the_run(tiny_checkpoint, capsys):

@@ -9,8 +9,10 @@ from infomug.measure.information import (
     caption_vocabulary,
     effective_rank,
     feature_entropy,
+    gaussian_entropy_ceiling,
     input_information,
     label_information,
+    pca_whiten,
     plug_in_entropy,
     subsample_rows,
 )
@@ -89,6 +91,7 @@ def test_rankme_isotropic_gaussian_is_near_full_rank():
     assert score.method == "rankme" and score.params["max"] == 16 and score.baseline is None
     assert math.isfinite(score.stderr) and score.stderr < 0.5
     assert "a proxy, not information" in score.warnings[0]
+    assert "compare within one objective only (RankMe's authors' caveat)" in score.warnings[0]
 
 
 def test_rankme_rank_three_data():
@@ -128,11 +131,17 @@ def test_noisy_channel_levels_are_exactly_the_ones_asked_for():
     estimates = input_information(
         features, relative_sigmas=levels, max_samples=100, uncertainty=False, seed=0
     )
-    assert [e.params["relative_sigma"] for e in estimates] == list(levels)
-    assert all(
-        e.params["sigma"] == pytest.approx(level * e.params["feature_scale"])
-        for e, level in zip(estimates, levels, strict=True)
-    )
+    for whiten in (True, False):
+        estimates = input_information(
+            features, relative_sigmas=levels, max_samples=100, uncertainty=False, seed=0, whiten=whiten
+        )
+        assert [e.params["relative_sigma"] for e in estimates] == list(levels)
+        assert all(
+            e.params["sigma"] == pytest.approx(level * e.params["feature_scale"])
+            for e, level in zip(estimates, levels, strict=True)
+        )
+    # Whitened, sigma is absolute in unit-variance coordinates: the level itself.
+    assert [e.params["sigma"] for e in estimates_whitened(features, levels)] == list(levels)
 
 
 def test_caption_critic_trains_on_the_device_asked_for(monkeypatch):
@@ -157,7 +166,9 @@ def test_feature_entropy_matches_the_gaussian_closed_form_after_scaling():
     rng = np.random.default_rng(5)
     covariance = np.array([[4.0, 1.0], [1.0, 1.0]])
     features = rng.multivariate_normal([3.0, -1.0], covariance, size=2000)
-    estimate, reason = feature_entropy(features, k=3, max_samples=2000, uncertainty=True, seed=0)
+    estimate, reason = feature_entropy(
+        features, k=3, max_samples=2000, uncertainty=True, seed=0, whiten=False
+    )
     assert reason is None
     scale = estimate.params["feature_scale"]
     assert scale == pytest.approx(math.sqrt(features.var(axis=0).mean()))
@@ -165,7 +176,8 @@ def test_feature_entropy_matches_the_gaussian_closed_form_after_scaling():
     expected = 0.5 * np.linalg.slogdet(2 * math.pi * math.e * covariance)[1] - 2 * math.log(scale)
     assert estimate.value == pytest.approx(expected, abs=0.1)
     assert estimate.params["scale_normalised"] is True and estimate.quantity == "entropy"
-    assert any("scale-dependent" in w for w in estimate.warnings)
+    assert estimate.params["whitened"] is False and estimate.params["role"] == "geometry_diagnostic"
+    assert any("scale-dependent" in w and "geometry diagnostic" in w for w in estimate.warnings)
 
 
 def test_feature_entropy_uses_at_most_max_samples_and_reports_failures():
@@ -173,10 +185,18 @@ def test_feature_entropy_uses_at_most_max_samples_and_reports_failures():
     estimate, _ = feature_entropy(features, k=3, max_samples=200, uncertainty=False, seed=0)
     assert estimate.n == 200
     features[:, 1] = 2.0
-    estimate, reason = feature_entropy(features, k=3, max_samples=200, uncertainty=False, seed=0)
+    estimate, reason = feature_entropy(
+        features, k=3, max_samples=200, uncertainty=False, seed=0, whiten=False
+    )
     assert estimate is None and "constant" in reason
-    estimate, reason = feature_entropy(np.ones((50, 2)), k=3, max_samples=200, uncertainty=False, seed=0)
-    assert estimate is None and "no spread" in reason
+    # Whitening drops the dead direction: H of the 2-dimensional support, said so.
+    estimate, reason = feature_entropy(features, k=3, max_samples=200, uncertainty=False, seed=0)
+    assert reason is None and estimate.params["dropped_dims"] == 1 and estimate.params["whitened_dims"] == 2
+    for whiten in (True, False):
+        estimate, reason = feature_entropy(
+            np.ones((50, 2)), k=3, max_samples=200, uncertainty=False, seed=0, whiten=whiten
+        )
+        assert estimate is None and "no spread" in reason
 
 
 def test_bag_of_words_vocabulary_counts_and_order():
@@ -218,3 +238,100 @@ def test_caption_information_declines_with_a_reason():
     assert estimate is None and "too few samples" in reason
     with pytest.raises(ValueError, match="paired"):
         caption_information(features, captions[:50], batch_size=8, max_steps=5, seed=0)
+
+
+# -- geometry diagnostics on whitened features ---------------------------------------------------------
+
+
+def estimates_whitened(features, levels, **options):
+    options = {"max_samples": len(features), "uncertainty": False, "seed": 0, **options}
+    return input_information(features, relative_sigmas=levels, **options)
+
+
+def blob_mixture(n: int = 500, d: int = 8, seed: int = 0) -> np.ndarray:
+    """Four correlated, overlapping blobs: non-Gaussian features with distinct fourth moments."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((4, d)) * 2
+    return centres[rng.integers(0, 4, n)] + rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.5
+
+
+def linear_maps(d: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """Invertible maps a probe does not notice: per-dimension scales over 1e-2..1e2, a rotation, a mix."""
+    rng = np.random.default_rng(seed)
+    scales = np.logspace(-2, 2, d)
+    rng.shuffle(scales)
+    rotation = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    return {"rescale": np.diag(scales), "rotation": rotation, "general": rotation @ np.diag(scales)}
+
+
+def test_pca_whiten_gives_unit_covariance_and_drops_dead_directions():
+    features = blob_mixture(400, 6)
+    features = np.concatenate([features, features[:, :1] * 3.0 - features[:, 1:2]], axis=1)  # rank 6 of 7
+    whitened = pca_whiten(features)
+    assert whitened.features.shape == (400, 6) and (whitened.dim, whitened.dropped) == (7, 1)
+    np.testing.assert_allclose(whitened.features.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.cov(whitened.features.T, bias=True), np.eye(6), atol=1e-10)
+    assert (whitened.features**3).sum(axis=0).min() > 0  # the sign convention
+    with pytest.raises(ValueError, match="no variance"):
+        pca_whiten(np.ones((10, 3)))
+
+
+@pytest.mark.parametrize("name", ["rescale", "rotation", "general"])
+def test_whitened_channel_and_entropy_are_invariant_to_invertible_linear_maps(name):
+    # The whitened features of T and A T are the same up to rounding (pca_whiten's canonical rotation), so
+    # the estimates agree far inside their standard error: 1e-6 relative (observed: ~1e-12).
+    features = blob_mixture()
+    mapped = features @ linear_maps(8)[name]
+    levels = (0.3, 1.0, 3.0)
+    base = estimates_whitened(features, levels, uncertainty=True)
+    moved = estimates_whitened(mapped, levels, uncertainty=True)
+    for before, after in zip(base, moved, strict=True):
+        assert before.stderr > 0 and abs(after.value - before.value) < before.stderr
+        assert after.value == pytest.approx(before.value, rel=1e-6)
+    entropy, _ = feature_entropy(features, k=3, max_samples=500, uncertainty=False, seed=0)
+    entropy_mapped, _ = feature_entropy(mapped, k=3, max_samples=500, uncertainty=False, seed=0)
+    assert entropy_mapped.value == pytest.approx(entropy.value, rel=1e-6)
+
+
+def test_unwhitened_channel_moves_under_a_rescaling_a_probe_ignores():
+    # The old behaviour (sigma relative to the RMS scale): the largest scale (1e2) sets the noise, drowning
+    # every other dimension, so I drops by far more than its standard error (observed 1.2 nats, ~15 se).
+    features = blob_mixture()
+    rescaled = features @ linear_maps(8)["rescale"]
+    before = estimates_whitened(features, (1.0,), uncertainty=True, whiten=False)[0]
+    after = estimates_whitened(rescaled, (1.0,), uncertainty=True, whiten=False)[0]
+    assert before.params["whitened"] is False and before.params["relative_sigma"] == 1.0
+    assert before.value - after.value > 5 * before.stderr
+    raw_entropy, _ = feature_entropy(features, k=3, max_samples=500, uncertainty=False, seed=0, whiten=False)
+    moved, _ = feature_entropy(rescaled, k=3, max_samples=500, uncertainty=False, seed=0, whiten=False)
+    assert abs(moved.value - raw_entropy.value) > 1.0
+
+
+def test_channel_estimates_are_labelled_geometry_diagnostics():
+    features = blob_mixture(200, 4)
+    for whiten in (True, False):
+        for estimate in estimates_whitened(features, (0.3, 1.0), whiten=whiten):
+            assert estimate.params["role"] == "geometry_diagnostic"
+            assert estimate.params["whitened"] is whiten
+            assert estimate.params["sigma"] > 0 and estimate.params["relative_sigma"] in (0.3, 1.0)
+            assert any(
+                "a property of sigma and the feature distribution (geometry diagnostic), not of what the"
+                " features keep; compare only at equal sigma" in w
+                for w in estimate.warnings
+            )
+    whitened = estimates_whitened(features, (1.0,))[0]
+    assert whitened.params["whitened_dims"] == 4 and whitened.params["dropped_dims"] == 0
+    assert whitened.params["feature_scale"] == pytest.approx(1.0)
+
+
+def test_whitened_entropy_of_a_gaussian_is_the_unit_gaussian_entropy():
+    # Whitening any Gaussian gives N(0, I): H = (d/2) log(2 pi e) = 2.84 nats in 2-D, whatever the
+    # covariance; tolerance 0.1 nats (Kozachenko-Leonenko bias in 2-D at N=2000 is ~0.02).
+    rng = np.random.default_rng(5)
+    features = rng.multivariate_normal([3.0, -1.0], [[4.0, 1.0], [1.0, 1.0]], size=2000)
+    estimate, reason = feature_entropy(features, k=3, max_samples=2000, uncertainty=False, seed=0)
+    assert reason is None and estimate.params["whitened"] is True
+    assert estimate.params["role"] == "geometry_diagnostic"
+    assert estimate.value == pytest.approx(gaussian_entropy_ceiling(2), abs=0.1)
+    assert estimate.params["gaussian_ceiling"] == pytest.approx(math.log(2 * math.pi * math.e))
+    assert any("geometry diagnostic" in w for w in estimate.warnings)

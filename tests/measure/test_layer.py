@@ -42,7 +42,11 @@ def test_measure_layer_fills_every_quantity_and_round_trips():
     assert (result.layer, result.dim, result.n) == ("block_1", 6, 400)
     assert set(result.seconds) == STAGES and all(s >= 0 for s in result.seconds.values())
     assert set(result.transfer) == set(result.label_information) == {"y", "flag"}
-    assert set(result.transfer["y"]) == {"linear_probe", "knn"}
+    assert set(result.transfer["y"]) == {"linear_probe", "knn", "knn_standardized"}
+    assert result.transfer["y"]["knn_standardized"].method == "knn_standardized"
+    assert result.transfer["y"]["knn_standardized"].n == result.transfer["y"]["knn"].n == 120
+    probe = result.transfer["y"]["linear_probe"].params
+    assert probe["converged"] is True and probe["tolerance_grad"] == budget.probe_tolerance_grad
     assert result.transfer["y"]["linear_probe"].n == 120  # test split: 0.3 x 400
     assert set(result.label_information["y"]) == {"probe_cross_entropy", "knn_on_probe_logits"}
     # Exact H(y) given: no plug-in warning; H(flag) not given: plug-in, said so.
@@ -51,6 +55,11 @@ def test_measure_layer_fills_every_quantity_and_round_trips():
     assert any("plug-in" in w for w in result.label_information["flag"]["probe_cross_entropy"].warnings)
     assert [e.params["relative_sigma"] for e in result.input_information] == pytest.approx([0.1, 0.3])
     assert result.channel_at(0.3) is not None and result.input_information[0].n == 200
+    for estimate in result.input_information:
+        assert estimate.params["role"] == "geometry_diagnostic" and estimate.params["whitened"] is True
+        assert estimate.params["sigma"] == estimate.params["relative_sigma"]  # absolute on whitened features
+        assert any("geometry diagnostic" in w for w in estimate.warnings)
+    assert result.entropy.params["role"] == "geometry_diagnostic" and result.entropy.params["whitened"]
     assert result.entropy is not None and result.entropy.n == 300
     assert result.effective_rank.params["max"] == 6
     assert result.caption_information is None
@@ -69,22 +78,31 @@ def test_measure_layer_without_usable_labels_still_measures_the_features():
     features, labels = blob_data()
     result, notes = measure_layer("block_0", features, {"position": labels["position"]}, small_budget())
     assert result.transfer == {} and result.label_information == {}
-    assert result.effective_rank is not None and len(result.input_information) == 3
+    assert result.effective_rank is not None and len(result.input_information) == 4  # quick's 4 sigmas
     assert any("no discrete label" in note for note in notes)
 
 
 def test_measure_layer_notes_quantities_it_cannot_measure():
     features, labels = blob_data()
-    features[:, 2] = 1.5  # a dead unit: H(T) cannot be measured, the rest can
+    features[:, 2] = 1.5  # a dead unit: H(T) of the raw features cannot be measured, the rest can
     captions = ["the same caption"] * len(features)
     result, notes = measure_layer(
-        "block_2", features, labels, small_budget(), captions=captions, caption_information=True
+        "block_2",
+        features,
+        labels,
+        small_budget(whiten_diagnostics=False),
+        captions=captions,
+        caption_information=True,
     )
     assert result.entropy is None and any(
         "H(T) not measured" in note and "constant" in note for note in notes
     )
     assert result.caption_information is None and any("I(T; caption) not measured" in n for n in notes)
-    assert "caption" in result.seconds and len(result.input_information) == 3
+    assert "caption" in result.seconds and len(result.input_information) == 4
+    assert all(e.params["whitened"] is False for e in result.input_information)
+    # Whitened (the default), the dead direction is dropped and H(T) is that of the other 5.
+    whitened, _ = measure_layer("block_2", features, labels, small_budget())
+    assert whitened.entropy is not None and whitened.entropy.params["dropped_dims"] == 1
 
 
 def test_measure_layer_caption_information(monkeypatch):
@@ -158,3 +176,15 @@ def test_measure_layer_counts_bad_values_and_checks_captions():
         measure_layer("x", features, labels, small_budget(), caption_information=True)
     with pytest.raises(ValueError, match="59 captions"):
         measure_layer("x", features, labels, small_budget(), captions=["a"] * 59)
+
+
+def test_measure_layer_knn_on_standardised_features_ignores_a_huge_noise_dimension():
+    features, labels = blob_data(n=400, seed=4)
+    features = features - features.mean(axis=0) + 20.0
+    noise = np.random.default_rng(5).standard_normal((400, 1)) * 1000.0
+    noisy = np.concatenate([features, noise], axis=1).astype(np.float32)
+    result, _ = measure_layer("block_0", noisy, {"y": labels["y"]}, small_budget())
+    row = result.transfer["y"]
+    # Raw cosine k-NN is mostly the noise's; standardised k-NN and the probe see the 4 blobs.
+    assert row["knn_standardized"].value > row["knn"].value + 0.2
+    assert row["knn_standardized"].value > 0.9 and row["linear_probe"].value > 0.9

@@ -170,7 +170,7 @@ def test_number_conventions():
 
 def test_summary_puts_models_side_by_side_with_known_numbers():
     markdown = render_markdown(fake_report())
-    summary = table_after(markdown, "## Summary")
+    summary = table_after(markdown, "## Readouts and diagnostics")
     header = summary[0]
     assert header[2:] == ["mae\\|tiny (block_2)", "mug (block_2)"]  # "|" in a name is escaped
     assert all(len(r) == len(header) for r in summary), "every row has one cell per column"
@@ -181,13 +181,15 @@ def test_summary_puts_models_side_by_side_with_known_numbers():
     assert row(summary, "**shape**: H(shape)")[1] == "2.079 (exact)"
     probe = row(summary, "linear-probe acc %, colour")
     assert probe[2:] == ["90.0 ± 1.2 (majority 50.0)", "100.0 ± 1.2 (majority 50.0)"]
-    assert row(summary, "I(X; T_σ), σ = 0.3 × scale")[1] == f"ceiling log N = {math.log(300):.3f}"
+    assert (
+        row(summary, "I(X; T_σ) (diagnostic), σ = 0.3 × scale")[1] == f"ceiling log N = {math.log(300):.3f}"
+    )
     assert row(summary, "H(T)")[2:] == ["-8.000 ±?", "-8.000 ±?"]
     assert row(summary, "RankMe")[1:] == ["ceiling min(N, D) = 32", "16.0", "16.0"]
 
 
 def test_caption_ceilings_and_missing_decoder_bound():
-    summary = table_after(render_markdown(fake_report()), "## Summary")
+    summary = table_after(render_markdown(fake_report()), "## Readouts and diagnostics")
     caption = row(summary, "I(T; caption), InfoNCE")
     assert caption[1] == "ceiling log K = 4.852; ceiling I(image; caption) = 3.100"
     assert caption[2:] == ["≥ 1.200 ± 0.050", "≥ 1.500 ± 0.050"]
@@ -210,7 +212,9 @@ def test_pixel_decoder_row_shows_its_estimated_ceiling_and_groups_by_settings():
             value, 0.1, 1000, "barber_agakov", params, kind="lower_bound"
         )
     markdown = render_markdown(report)
-    pixel = row(table_after(markdown, "## Summary"), "I(T, position; masked patch), pixel decoder")
+    pixel = row(
+        table_after(markdown, "## Readouts and diagnostics"), "I(T, position; masked patch), pixel decoder"
+    )
     assert pixel[1:] == ["ceiling I(A; A'), estimated = 5.215", "≥ -0.250 ± 0.100", "≥ 1.500 ± 0.100"]
     # Quantities fitted on the data are not settings: both bounds share one line of settings.
     settings = [line for line in markdown.splitlines() if "[pixel_decoder]" in line]
@@ -227,9 +231,9 @@ def test_a_noise_level_off_in_its_last_bit_is_one_level():
     channel = report.models[1].layers[2].input_information
     channel[1] = replace(channel[1], params={**channel[1].params, "relative_sigma": 0.30000000000000004})
     markdown = render_markdown(report)
-    summary = table_after(markdown, "## Summary")
+    summary = table_after(markdown, "## Readouts and diagnostics")
     assert [r[0] for r in summary if r[0].startswith("I(X; T_σ)")] == [
-        f"I(X; T_σ), σ = {sigma:g} × scale" for sigma in SIGMAS
+        f"I(X; T_σ) (diagnostic), σ = {sigma:g} × scale" for sigma in SIGMAS
     ]
     settings = markdown.split("## Settings of every estimate")[1].split("## Warnings")[0]
     channel_lines = [line for line in settings.splitlines() if "I(X; T_σ)" in line]
@@ -338,7 +342,7 @@ def test_header_settings_and_time():
 
 def test_single_model_single_layer():
     markdown = render_markdown(fake_report(models=1, depth=1))
-    summary = table_after(markdown, "## Summary")
+    summary = table_after(markdown, "## Readouts and diagnostics")
     assert summary[0] == ["quantity", "ceiling / reference", "mae\\|tiny (block_0)"]
     assert row(summary, "I(T; shape), Ross kNN")[2] == f"≥ {knn_information(0, 0, 'shape'):.3f} ± 0.010"
     assert len(table_after(markdown, "### mae")) == 1 + 1
@@ -351,7 +355,7 @@ def test_missing_estimates_print_a_dash():
     last.transfer = {}
     del last.label_information["size"]
     report.models[1].layers = []  # a model whose measurement failed entirely
-    summary = table_after(render_markdown(report), "## Summary")
+    summary = table_after(render_markdown(report), "## Readouts and diagnostics")
     assert summary[0][3] == "mug"
     assert row(summary, "H(T)")[2:] == ["—", "—"]
     assert row(summary, "RankMe")[1:] == ["", "—", "—"]

@@ -7,6 +7,8 @@ from sklearn.linear_model import LogisticRegression
 
 import estimators
 from infomug.measure.probes import (
+    PROBE_TOLERANCE_CHANGE,
+    PROBE_TOLERANCE_GRAD,
     encode_labels,
     knn_accuracies,
     linear_probes,
@@ -170,8 +172,58 @@ def test_probe_says_when_lbfgs_stops_at_its_iteration_limit():
     train, test = split_indices(300, 0.3, seed=0)
     short = linear_probes(features, {"y": labels}, train, test, max_iter=2, weight_decay=1e-2)["y"]
     assert not short.converged and short.accuracy.params["iterations"] <= 2
+    assert short.accuracy.params["converged"] is False
     assert any("iteration limit (max_iter=2)" in w for w in short.accuracy.warnings)
     # The same fit as sklearn's (see above) converges on its tolerance well before 500 iterations.
     full = linear_probes(features, {"y": labels}, train, test, max_iter=500, weight_decay=1e-2)["y"]
     assert full.converged and full.accuracy.params["iterations"] < 500
     assert not any("iteration limit" in w for w in full.accuracy.warnings)
+    params = full.accuracy.params
+    assert params["converged"] is True
+    assert (
+        params["tolerance_grad"] == PROBE_TOLERANCE_GRAD
+        and params["tolerance_change"] == PROBE_TOLERANCE_CHANGE
+    )
+    assert params["loss_scale"] == pytest.approx(math.log(3))
+    # Stopped on its gradient or change tolerance: the gradient is small (it is ~1 at W = 0).
+    assert params["grad_max"] < 1e-4 and short.accuracy.params["grad_max"] > params["grad_max"]
+
+
+def test_probe_runs_to_its_tolerance_and_the_tolerance_decides_when_it_stops():
+    # Overlapping blobs of 3 labels: a smooth, strongly convex objective, so L-BFGS converges; a looser
+    # tolerance stops it sooner, near the optimum (held-out cross-entropies within 0.01 nats; 0.002 seen).
+    features, labels = blobs(1500, 4, 10, separation=2.0, seed=8)
+    other = (features[:, 5] + features[:, 0] > 1).astype(np.int64)
+    train, test = split_indices(1500, 0.3, seed=0)
+    options = {"max_iter": 2000, "weight_decay": 1e-4}
+    tight = linear_probes(features, {"y": labels, "z": other}, train, test, **options)
+    loose = linear_probes(features, {"y": labels, "z": other}, train, test, tolerance_grad=1e-3, **options)
+    for probe in (*tight.values(), *loose.values()):
+        assert probe.converged and probe.accuracy.params["converged"] is True
+        assert not any("iteration limit" in w for w in probe.accuracy.warnings)
+    assert loose["y"].accuracy.params["iterations"] < tight["y"].accuracy.params["iterations"]
+    assert tight["y"].accuracy.params["loss_scale"] == pytest.approx(math.log(4) + math.log(2))
+    np.testing.assert_allclose(loose["y"].cross_entropy.mean(), tight["y"].cross_entropy.mean(), atol=1e-2)
+    with pytest.raises(ValueError, match="tolerances must be positive"):
+        linear_probes(features, {"y": labels}, train, test, tolerance_grad=0.0, **options)
+    with pytest.raises(ValueError, match="max_iter must be a positive integer"):
+        linear_probes(features, {"y": labels}, train, test, max_iter=0, weight_decay=0.0)
+
+
+def test_standardised_knn_is_not_fooled_by_one_huge_noise_dimension():
+    # Four classes 6 sigma apart in 8 dimensions around a common offset of 20, plus one pure-noise dimension
+    # of std 1000: the cosine of the raw features is mostly the noise's (accuracy ~0.6 seen), standardised
+    # features see the classes again (1.0 seen, as without the noise).
+    features, labels = blobs(600, 4, 8, separation=6.0, seed=9)
+    features = features - features.mean(axis=0) + 20.0
+    noise = np.random.default_rng(10).standard_normal((600, 1)) * 1000.0
+    noisy = np.concatenate([features, noise], axis=1)
+    train, test = split_indices(600, 0.3, seed=0)
+    options = {"k": 20, "temperature": 0.07}
+    clean = knn_accuracies(features, {"y": labels}, train, test, **options)["y"]
+    raw = knn_accuracies(noisy, {"y": labels}, train, test, **options)["y"]
+    standardized = knn_accuracies(noisy, {"y": labels}, train, test, standardize=True, **options)["y"]
+    assert clean.value >= 0.99 and standardized.value >= 0.98
+    assert raw.value < 0.8 and raw.value < standardized.value - 5 * raw.stderr
+    assert standardized.method == "knn_standardized" and standardized.params["standardized"] is True
+    assert raw.method == "knn" and raw.params["standardized"] is False

@@ -8,11 +8,13 @@ from torch import nn
 
 from infomug.measure.sources import from_module
 from infomug.measure.taps import (
+    POOLS,
     HookTap,
     IntermediatesTap,
     encoder_depth,
     make_tap,
     parse_layers,
+    parse_pools,
     pool_output,
 )
 from infomug.models.encoder import MaskedViTEncoder
@@ -225,3 +227,157 @@ def test_make_tap_choices(encoder):
         make_tap(net, "all", "token")
     with pytest.raises(ValueError, match="pass module names"):
         make_tap(net, None, "token")
+
+
+# -- raw tokens, the final-norm readout, both pools ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("token", ["token"]),
+        ("avg", ["avg"]),
+        ("token,avg", ["token", "avg"]),
+        (" AVG , token ", ["avg", "token"]),
+        ("both", ["token", "avg"]),
+        ("token,token", ["token"]),
+        (["avg", "token"], ["avg", "token"]),
+    ],
+)
+def test_parse_pools(spec, expected):
+    assert parse_pools(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["max", "token,max", "", []])
+def test_parse_pools_rejects_unknown_or_empty_specs(spec):
+    with pytest.raises(ValueError, match="pool"):
+        parse_pools(spec)
+    with pytest.raises(ValueError, match=r"'max' is unknown"):
+        parse_pools("token,max")
+    assert POOLS == ("token", "avg")  # existing callers check `pool in POOLS`
+
+
+@pytest.mark.parametrize("pool", ["token", "avg", "both"])
+def test_call_is_pool_tokens_of_tokens_for_both_taps(encoder, images, pool):
+    for tap in (
+        IntermediatesTap(encoder, [0, 2], pool, final_norm=True),
+        HookTap(encoder, ["vit.blocks.1"], pool),
+    ):
+        raw = tap.tokens(images)
+        assert list(raw) == tap.layers
+        for tokens in raw.values():
+            # [B, 1 + L, D], class token first, detached float32.
+            assert tokens.shape == (5, 17, 32) and tokens.dtype == torch.float32 and not tokens.requires_grad
+        pooled, called = tap.pool_tokens(raw), tap(images)
+        assert list(pooled) == list(called) == tap.names
+        for name in tap.names:
+            assert torch.equal(pooled[name], called[name])
+    assert (
+        IntermediatesTap(encoder, [0]).num_prefix_tokens
+        == HookTap(encoder, ["vit.blocks.0"]).num_prefix_tokens
+        == 1
+    )
+
+
+def test_block_tokens_are_the_raw_block_outputs(encoder, images):
+    raw = IntermediatesTap(encoder, [1]).tokens(images)["block_1"]
+    with torch.no_grad():
+        torch.testing.assert_close(raw, _manual_block_output(encoder, images, 1), rtol=0, atol=1e-6)
+
+
+def test_tokens_of_conv_maps_and_vectors():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
+    ).eval()
+    images = torch.randn(2, 3, 6, 6)
+    tap = HookTap(net, ["1", "3"], pool="both")
+    raw = tap.tokens(images)
+    with torch.no_grad():
+        maps = net[:2](images)
+        # [B, C, H, W] -> [B, H * W, C], row-major over space.
+        assert raw["1"].shape == (2, 36, 4) and torch.equal(raw["1"][:, 7], maps[:, :, 1, 1])
+        assert raw["3"].shape == (2, 5) and torch.equal(raw["3"], net(images))
+    assert tap.spatial_maps == {"1"}
+    features = tap(images)
+    # A map has no class token: both pools average over space, as pool_output does with the map.
+    for pool in ("token", "avg"):
+        torch.testing.assert_close(features[f"1:{pool}"], maps.mean(dim=(2, 3)), rtol=0, atol=1e-6)
+        assert torch.equal(features[f"3:{pool}"], raw["3"])
+
+
+@pytest.mark.parametrize("pool", ["token", "avg"])
+def test_final_norm_is_forward_features_not_the_last_block(encoder, images, pool):
+    model = from_module(encoder)
+    tap = make_tap(model, "all,norm", pool)
+    assert isinstance(tap, IntermediatesTap) and tap.names == ["block_0", "block_1", "block_2", "final_norm"]
+    features = tap(images)
+    with torch.no_grad():
+        normed = encoder.forward_features(images)
+    torch.testing.assert_close(features["final_norm"], pool_output(normed, pool), rtol=0, atol=1e-6)
+    torch.testing.assert_close(tap.tokens(images)["final_norm"], normed, rtol=0, atol=1e-6)
+    assert not torch.allclose(features["final_norm"], features["block_2"], atol=1e-3)
+    # The blocks are read as without the norm token; "norm" alone and "last,norm" work too.
+    for name, value in make_tap(model, "all", pool)(images).items():
+        torch.testing.assert_close(features[name], value, rtol=0, atol=1e-6)
+    alone = make_tap(model, "norm", pool)
+    assert alone.names == ["final_norm"] and alone.indices == []
+    torch.testing.assert_close(alone(images)["final_norm"], features["final_norm"], rtol=0, atol=1e-6)
+    assert make_tap(model, "last,norm", pool).names == ["block_2", "final_norm"]
+    assert make_tap(model, [0, "norm"], pool).names == ["block_0", "final_norm"]
+    assert make_tap(model, "last", pool).names == ["block_2"]  # raw block outputs stay the default
+    assert tap.select(["final_norm"]).names == ["final_norm"]
+    assert tap.select(["block_1"]).names == ["block_1"]
+
+
+@pytest.mark.parametrize("reg_tokens", [0, 2])
+def test_final_norm_on_a_timm_vit(reg_tokens):
+    torch.manual_seed(0)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, reg_tokens=reg_tokens, **TINY_VIT
+    ).eval()
+    images = torch.randn(3, 3, 32, 32)
+    tap = make_tap(from_module(vit), "0,norm", "both")
+    assert tap.names == ["block_0:token", "block_0:avg", "final_norm:token", "final_norm:avg"]
+    features = tap(images)
+    with torch.no_grad():
+        normed = vit.forward_features(images)
+        tokens = vit.blocks[:1](vit.norm_pre(vit._pos_embed(vit.patch_embed(images))))
+    prefix = 1 + reg_tokens
+    torch.testing.assert_close(features["final_norm:token"], normed[:, 0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(features["final_norm:avg"], normed[:, prefix:].mean(1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(features["block_0:avg"], tokens[:, prefix:].mean(1), rtol=0, atol=1e-6)
+    assert tap.tokens(images)["final_norm"].shape == (3, prefix + 16, 32)  # 4 x 4 patches
+
+
+def test_both_pools_name_each_layer_twice_and_match_single_pools(encoder, images):
+    model = from_module(encoder)
+    tap = make_tap(model, "0,2", "both")
+    assert tap.names == ["block_0:token", "block_0:avg", "block_2:token", "block_2:avg"]
+    assert tap.layers == ["block_0", "block_2"] and tap.pool == "token,avg"
+    features = tap(images)
+    for pool in ("token", "avg"):
+        single = make_tap(model, "0,2", pool)
+        assert single.names == ["block_0", "block_2"]  # one pool: names as before
+        for layer, value in single(images).items():
+            assert torch.equal(features[f"{layer}:{pool}"], value)
+    assert make_tap(model, "0,2", "avg,token").names[:2] == ["block_0:avg", "block_0:token"]
+    assert (
+        tap.layer_of("block_2:avg") == "block_2"
+        and make_tap(model, "0", "avg").layer_of("block_0") == "block_0"
+    )
+    with pytest.raises(KeyError, match="not one of this tap's feature names"):
+        tap.layer_of("block_2")
+    # select takes feature names (what extract.py passes) or layer names.
+    assert tap.select(["block_2:avg"]).names == ["block_2:token", "block_2:avg"]
+    assert tap.select(["block_0"]).indices == [0]
+    hooks = make_tap(model, "vit.blocks.0,vit.norm", "both")
+    assert isinstance(hooks, HookTap) and hooks.names == [
+        "vit.blocks.0:token",
+        "vit.blocks.0:avg",
+        "vit.norm:token",
+        "vit.norm:avg",
+    ]
+    assert hooks.select(["vit.norm:token"]).names == ["vit.norm:token", "vit.norm:avg"]
+    with pytest.raises(ValueError, match="pool must be one of"):
+        make_tap(model, "all", "token,max")
