@@ -211,7 +211,7 @@ def markdown_table(header, rows):
 trained = report.models[0]
 sigma = report.settings["plane_sigma"]
 header = ["layer", "I(T; label) ≥ kNN", "≥ H − probe CE", "probe acc. (majority)", "k-NN acc.",
-          f"I(X; T_σ), σ = {sigma:g} × scale", "H(T)", "RankMe", "I(T; caption) ≥"]  # fmt: skip
+          f"I(X; T_σ), σ = {sigma:g} (whitened)", "H(T)", "RankMe", "I(T; caption) ≥"]  # fmt: skip
 measured = list(trained.layers[-1].label_information)
 ceiling = mean(report.label_entropies[label] for label in measured)
 print(f"{trained.name}: the ceiling, mean H(label) over its {len(measured)} labels, is {ceiling:.3f} nats")

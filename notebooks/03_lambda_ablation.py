@@ -112,6 +112,7 @@ if SMOKE:
                     "caption_batch": 32,
                     "decoder_samples": 64,
                     "uncertainty": False,
+                    "usable_information": False,  # the sweep does not read the fresh decoders yet
                 },
                 "layers": "last",
             },
@@ -149,8 +150,9 @@ for note in results.notes:
 # seeds (n − 1 degrees of freedom, so with few seeds it is wide: the factor is printed below the table;
 # with one seed there is none). Accuracies are held-out linear-probe and k-NN accuracies, means over the
 # world's discrete factors; I(T; label) is a lower bound (Ross kNN on probe logits), mean over factors,
-# under the ceiling mean H(factor); I(X; T_σ) is the noisy channel at σ = the sweep's plane σ times each
-# layer's feature scale, a property of σ, at most log N; RankMe is the effective rank, a proxy;
+# under the ceiling mean H(factor); I(X; T_σ) is the noisy channel at the sweep's plane σ (× each
+# layer's feature scale in the committed results; absolute on whitened features in sweeps measured
+# since), a geometry diagnostic, at most log N; RankMe is the effective rank, a proxy;
 # I(T; caption) an InfoNCE lower bound with a bag-of-words text feature (at most log K).
 
 # %%
@@ -159,7 +161,7 @@ columns = {
     "probe_acc/mean": "probe acc. %",
     "knn_acc/mean": "k-NN acc. %",
     "info/mean": "I(T; label) ≥",
-    plane: f"I(X; T_σ), σ = {results.plane_sigma:g} × scale" if plane else None,
+    plane: f"I(X; T_σ), σ = {results.plane_sigma:g}" if plane else None,
     "effective_rank": "RankMe",
     "caption_info": "I(T; caption) ≥",
 }

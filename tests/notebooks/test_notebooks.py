@@ -22,12 +22,17 @@ EXPECTED = {
     "02_measure_a_checkpoint": {
         "figures": 6,
         "tables": 4,
-        "says": ["pixel_decoder:", "caption_decoder:", "ceiling I(image; caption)", "σ = 1 × scale | H(T)"],
+        "says": [
+            "pixel_decoder:",
+            "caption_decoder:",
+            "ceiling I(image; caption)",
+            "σ = 10 (whitened) | H(T)",
+        ],
     },
     "03_lambda_ablation": {
         "figures": 4,
         "tables": 2,
-        "says": ["Spearman ρ", "| mug_1.0 | mug | 1 | 2 |", "σ = 1 × scale | RankMe", "2 seeds: half-width"],
+        "says": ["Spearman ρ", "| mug_1.0 | mug | 1 | 2 |", "σ = 10 | RankMe", "2 seeds: half-width"],
     },
 }
 
