@@ -53,6 +53,7 @@ from .usable.estimates import DecodedInformation
 from .usable.stage import (
     Baselines,
     StageData,
+    chosen_layers,
     make_splits,
     measure_usable_information,
     paired_comparisons,
@@ -192,7 +193,7 @@ def measure(
                 cache_dir=cache,
                 data_key=eval_data.key,
                 progress=progress,
-                grid_layers=_chosen(names, budget.decoder_layers) if budget.usable_information else (),
+                grid_layers=chosen_layers(names, budget.decoder_layers) if budget.usable_information else (),
                 keep_images=budget.usable_information and position == 0,
             )
             extracted.append(features)
@@ -381,10 +382,6 @@ def _decoder_bounds(
                 **options,
             )
     result.seconds["decoders"] = time.perf_counter() - start
-
-
-def _chosen(names: Sequence[str], which: str) -> list[str]:
-    return list(names) if which == "all" else list(names[-1:])
 
 
 def _stage_data(features: Features, eval_data: EvalData, budget: Budget) -> StageData:

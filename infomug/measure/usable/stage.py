@@ -97,7 +97,8 @@ def decoder_settings(family: DecoderSettings, budget: Budget) -> DecoderSettings
     )
 
 
-def _chosen(names: Sequence[str], which: str) -> list[str]:
+def chosen_layers(names: Sequence[str], which: str) -> list[str]:
+    """``names`` for ``"all"``, its last for ``"last"`` (the budget's layer settings)."""
     return list(names) if which == "all" else list(names[-1:])
 
 
@@ -128,8 +129,8 @@ def measure_usable_information(
         notes)``; ``decoded`` keeps the per-image values that `paired_comparisons` pairs.
     """
     names = list(features.layers)
-    factor_layers = _chosen(names, budget.factor_layers)
-    decoder_layers = _chosen(names, budget.decoder_layers)
+    factor_layers = chosen_layers(names, budget.factor_layers)
+    decoder_layers = chosen_layers(names, budget.decoder_layers)
     information: dict[str, dict[str, Any]] = {layer: {} for layer in names}
     decoded: dict[str, dict[str, DecodedInformation]] = {layer: {} for layer in names}
     notes: list[str] = []
