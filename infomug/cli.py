@@ -2,7 +2,8 @@
 
 Subcommands today: ``train`` (pre-train an encoder with MAE, MUG, CLIP or SimCLR into a run folder;
 resumable; the same command under ``torchrun``), ``measure`` (per layer of one or more checkpoints:
-what the features know of input, labels and captions, and how they transfer), ``mi`` (mutual
+what the features know of input, labels and captions, and how they transfer), ``finetune`` (linear,
+partial and full fine-tuning on named tasks against a from-scratch reference), ``mi`` (mutual
 information between two saved arrays), ``entropy`` (of one), ``channel`` (I(X; f(X) + sigma Z) of saved
 features of a deterministic encoder) and ``data`` (survey a dataset: usable and bad samples, captions,
 the embedded world's factor entropies, a grid of samples).
@@ -24,6 +25,7 @@ from estimators.api import ENTROPY_METHODS, MI_METHOD_HELP, MI_METHODS
 from . import __version__
 from .ablation.command import add_ablate_parser, run_ablate
 from .arrays import load_array
+from .finetune.command import add_finetune_parser, run_finetune
 from .measure.command import add_measure_parser, run_measure
 
 ARRAYS_HELP = (
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--grid", type=Path, metavar="PNG", help="save the first 16 samples with captions here")
     data.add_argument("--json", type=Path, metavar="PATH", help="also write the survey as JSON here")
     add_measure_parser(commands)
+    add_finetune_parser(commands)
     add_ablate_parser(commands)
     return parser
 
@@ -300,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_train(args)
         if args.command == "measure":
             return run_measure(args)
+        if args.command == "finetune":
+            return run_finetune(args)
         if args.command == "ablate":
             return run_ablate(args)
         results = COMMANDS[args.command](args)

@@ -284,6 +284,8 @@ def _measure_run(
     run_dir = layout.run_dir(run.name)
     target = layout.measure_dir(run.name)
     final_step = _step_of(latest_checkpoint(run_dir))
+    if spec.measure.finetune is not None and final_step is not None:
+        _finetune_run(spec, run_dir, target, device, progress)
     if final_step is not None and _measured_step(target) == final_step:
         status = read_status(layout, run.name)
         if status.get("state") != "measured" and _is_main_process():
@@ -310,6 +312,23 @@ def _measure_run(
         status["measure_seconds"] = status.get("measure_seconds", 0.0) + (time.perf_counter() - started)
         status["state"] = "measured"
         _write_json(layout.status_file(run.name), status)
+
+
+def _finetune_run(
+    spec: SweepSpec, run_dir: Path, target: Path, device: str | None, progress: bool | None
+) -> None:
+    """Fine-tune the run's last checkpoint into ``target/finetune`` (resumes; a no-op once complete)."""
+    from infomug.finetune import build_settings, finetune
+
+    if not _is_main_process():
+        return
+    finetune(
+        [run_dir],
+        build_settings(spec.measure.finetune),
+        out=target / "finetune",
+        progress=progress is not False,
+        device=device or "cpu",
+    )
 
 
 def run_sweep(

@@ -16,6 +16,7 @@ the measurement settings, read from one YAML file (``experiments/configs/ablatio
       budget: quick
       budget_set: {images: 4000}
       layers: last
+      finetune: [full.steps=150]       # optional: also `infomug finetune` each checkpoint ([] = defaults)
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class MeasureSettings:
         pool: ``"token"`` or ``"avg"``.
         data: Eval data source name, or None for the data the runs trained on.
         data_overrides: Dotted data settings, e.g. ``["eval_path=/data/val.tar"]``.
+        finetune: None, or `infomug.finetune.build_settings` overrides (``()`` = the defaults): each
+            checkpoint is then also fine-tuned, into ``<measure folder>/finetune``.
     """
 
     budget: str = "quick"
@@ -69,6 +72,7 @@ class MeasureSettings:
     pool: str = "token"
     data: str | None = None
     data_overrides: tuple[str, ...] = ()
+    finetune: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         from infomug.measure.budget import get_budget
@@ -89,6 +93,14 @@ class MeasureSettings:
             raise ValueError(f"measure.pool must be one of {POOLS}, got {self.pool!r}")
         for text in self.data_overrides:
             parse_override(text)
+        if self.finetune is not None:
+            from infomug.finetune import build_settings
+
+            object.__setattr__(self, "finetune", tuple(self.finetune))
+            try:
+                build_settings(self.finetune)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"measure.finetune: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,7 @@ class SweepSpec:
                 "pool": self.measure.pool,
                 "data": self.measure.data,
                 "data_overrides": list(self.measure.data_overrides),
+                "finetune": None if self.measure.finetune is None else list(self.measure.finetune),
             },
         }
 
@@ -280,8 +293,10 @@ def spec_from_dict(
     if _is_list(layers):  # [0, 3, 5] as measure's "0,3,5"
         layers = ",".join(str(layer) for layer in layers)
     data = measure_values.pop("data", None)
+    finetune = measure_values.pop("finetune", None)
     measure = MeasureSettings(
         **{key: str(value) for key, value in measure_values.items() if key != "data_overrides"},
+        finetune=None if finetune is None else _strings(finetune, "measure.finetune"),
         budget_set=dict(budget_set),
         layers=str(layers),
         data=None if data is None else str(data),

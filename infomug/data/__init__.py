@@ -24,6 +24,7 @@ from .tokenizers import (
 from .transforms import eval_transform, pretrain_transform, two_view_transform
 from .webdataset import WebDatasetShards, expand_shards
 from .world import ShapesWorld, WorldConfig
+from .world_shifted import ShiftedWorld, ShiftedWorldConfig
 
 __all__ = [
     "AUGMENTATIONS",
@@ -40,6 +41,8 @@ __all__ = [
     "ImageFolder",
     "Sample",
     "ShapesWorld",
+    "ShiftedWorld",
+    "ShiftedWorldConfig",
     "TokenBatch",
     "Tokenizer",
     "TrainedBPETokenizer",

@@ -79,6 +79,11 @@ class ImageFolder(FallbackDataset):
     def __len__(self) -> int:
         return len(self._files)
 
+    @property
+    def files(self) -> list[tuple[Path, int]]:
+        """``(image path, class index)`` of every image found, in sample order."""
+        return list(self._files)
+
     def _load(self, index: int) -> Sample:
         path, label = self._files[index]
         image = load_image_file(path)

@@ -111,7 +111,17 @@ COLUMNS = {
 }
 NUM_COLUMNS = len(COLUMNS)
 
-STREAMS = {"train": 1, "eval": 2, "train_decoy": 3, "eval_decoy": 4, "statistics": 5}
+STREAMS = {
+    "train": 1,
+    "eval": 2,
+    "train_decoy": 3,
+    "eval_decoy": 4,
+    "statistics": 5,
+    # The shifted (out-of-distribution) world of `world_shifted`.
+    "shifted_train": 6,
+    "shifted_eval": 7,
+    "shifted_statistics": 8,
+}
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -162,7 +172,10 @@ def _scale(u: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
 
 
 def sample_factors(
-    u: np.ndarray, max_objects: int, second_object_probability: float
+    u: np.ndarray,
+    max_objects: int,
+    second_object_probability: float,
+    size_range: tuple[float, float] = SIZE_RANGE,
 ) -> dict[str, np.ndarray]:
     """Every factor label of a batch from its uniforms.
 
@@ -170,18 +183,25 @@ def sample_factors(
         u: ``[B, NUM_COLUMNS]`` from `uniforms`.
         max_objects: 1 or 2.
         second_object_probability: P(num_objects = 2) when ``max_objects == 2``.
+        size_range: ``(low, high)`` of the first object's circumradius in image sides; ``size_bin`` is
+            thirds of it. The second object's size (`second_object_geometry`) keeps `SIZE_RANGE`.
 
     Returns:
         ``{label: [B] array}``: int64 for discrete factors, float64 for continuous ones (see the module
         table). Bins are computed from the same uniform as their continuous factor, so they agree exactly.
+
+    Raises:
+        ValueError: for a ``size_range`` that is not ``0 < low < high``.
     """
+    if not 0.0 < size_range[0] < size_range[1]:
+        raise ValueError(f"size_range must satisfy 0 < low < high, got {size_range}")
     c = COLUMNS
     two = (u[:, c["num_objects"]] < second_object_probability) & (max_objects == 2)
     none = ~two
     factors = {
         "shape": _bin(u[:, c["shape"]], len(SHAPES)),
         "colour": _bin(u[:, c["colour"]], len(COLOURS)),
-        "size": _scale(u[:, c["size"]], SIZE_RANGE),
+        "size": _scale(u[:, c["size"]], size_range),
         "size_bin": _bin(u[:, c["size"]], 3),
         "position_x": _scale(u[:, c["position_x"]], POSITION_RANGE),
         "position_y": _scale(u[:, c["position_y"]], POSITION_RANGE),

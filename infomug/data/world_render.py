@@ -11,9 +11,11 @@ is turned by ``rotation`` (radians, counter-clockwise as displayed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from .world_factors import COLOURS, SHAPES
+from .world_factors import COLOURS, SHAPES, TEXTURES
 
 _PALETTE = np.array(list(COLOURS.values()), dtype=np.float32) / 255.0
 # Background: a dark tint of the hue and a lighter one for the texture's second phase; both dim and
@@ -21,6 +23,52 @@ _PALETTE = np.array(list(COLOURS.values()), dtype=np.float32) / 255.0
 _BACKGROUND_SATURATION = 0.5
 _BACKGROUND_VALUES = (0.18, 0.32)
 _TEXTURE_PERIODS = 4  # stripes / checks per image side
+_DOT_RADIUS = 0.3  # of a texture cell's side
+
+TEXTURE_KINDS = (
+    *TEXTURES,
+    "diagonal stripes",
+    "dots",
+    "coarse checkerboard",
+    "fine horizontal stripes",
+)
+
+
+def texture_pattern(kind: str, image_size: int) -> np.ndarray:
+    """``[S, S]`` float32 in {0, 1}: which pixels take a texture's second (lighter) phase.
+
+    Periods are per image side, so a texture looks the same at every image size (up to pixelation).
+
+    Raises:
+        ValueError: for a kind not in `TEXTURE_KINDS`.
+    """
+    centres = ((np.arange(image_size) + 0.5) / image_size).astype(np.float32)
+    y, x = np.meshgrid(centres, centres, indexing="ij")  # rows grow downward, columns rightward
+
+    def cells(coordinate: np.ndarray, periods: int) -> np.ndarray:
+        return np.floor(coordinate * periods).astype(np.int64)
+
+    p = _TEXTURE_PERIODS
+    if kind == "plain":
+        pattern = np.zeros_like(cells(y, p))
+    elif kind == "horizontal stripes":
+        pattern = cells(y, p) % 2
+    elif kind == "vertical stripes":
+        pattern = cells(x, p) % 2
+    elif kind == "checkerboard":
+        pattern = (cells(y, p) + cells(x, p)) % 2
+    elif kind == "diagonal stripes":
+        pattern = cells(x + y, p) % 2  # 2p stripes at 45 degrees, rising to the right
+    elif kind == "dots":
+        offset_y, offset_x = y * p - cells(y, p) - 0.5, x * p - cells(x, p) - 0.5
+        pattern = np.hypot(offset_y, offset_x) < _DOT_RADIUS
+    elif kind == "coarse checkerboard":
+        pattern = (cells(y, p // 2) + cells(x, p // 2)) % 2
+    elif kind == "fine horizontal stripes":
+        pattern = cells(y, 2 * p) % 2
+    else:
+        raise ValueError(f"unknown texture kind {kind!r}; expected one of {TEXTURE_KINDS}")
+    return pattern.astype(np.float32)
 
 
 def _box(u: np.ndarray, v: np.ndarray, half_u: float, half_v: float) -> np.ndarray:
@@ -53,12 +101,12 @@ _SDF = {
 }
 
 
-def _hsv_to_rgb(hue: np.ndarray, value: float) -> np.ndarray:
+def _hsv_to_rgb(hue: np.ndarray, value: float, saturation: float = _BACKGROUND_SATURATION) -> np.ndarray:
     """``[B, 3]`` float32 RGB in [0, 1] from hues in radians (the `colorsys` formula, vectorised)."""
     sixths = np.mod(hue / (2 * np.pi), 1.0) * 6.0
     sector = np.floor(sixths).astype(np.int64) % 6
     f = sixths - np.floor(sixths)
-    s = _BACKGROUND_SATURATION
+    s = saturation
     p, q, t = np.full_like(f, value * (1 - s)), value * (1 - s * f), value * (1 - s * (1 - f))
     v = np.full_like(f, value)
     table = np.stack(
@@ -68,23 +116,58 @@ def _hsv_to_rgb(hue: np.ndarray, value: float) -> np.ndarray:
 
 
 class Renderer:
-    """Draws batches of images of one size.
+    """Draws batches of images of one size, in one appearance (palette, textures, background tones).
+
+    The defaults are the shapes world's appearance; `world_shifted` passes another one.
 
     Args:
         image_size: side ``S`` in pixels.
+        palette: ``[K, 3]`` object colours, RGB in [0, 1], indexed by the ``colour`` labels; ``None`` =
+            the world's `COLOURS`.
+        textures: background textures indexed by the ``background`` labels: names from `TEXTURE_KINDS`,
+            or ``[T, S, S]`` patterns in [0, 1] (0 = dark phase, 1 = light phase); ``None`` = the world's
+            `TEXTURES`.
+        background_saturation: HSV saturation of both background phases, in [0, 1].
+        background_values: HSV values ``(dark, light)`` of the two phases, ``0 < dark`` and both <= 1.
+
+    Raises:
+        ValueError: for an image side under 8 pixels or appearance parameters outside the ranges above.
     """
 
-    def __init__(self, image_size: int) -> None:
+    def __init__(
+        self,
+        image_size: int,
+        palette: np.ndarray | None = None,
+        textures: Sequence[str] | np.ndarray | None = None,
+        background_saturation: float = _BACKGROUND_SATURATION,
+        background_values: tuple[float, float] = _BACKGROUND_VALUES,
+    ) -> None:
         if image_size < 8:
             raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
         self.image_size = image_size
         centres = ((np.arange(image_size) + 0.5) / image_size).astype(np.float32)
         self._x = centres[None, None, :]
         self._y = centres[None, :, None]
-        cell = np.floor(centres * _TEXTURE_PERIODS).astype(np.int64)
-        rows, cols = np.meshgrid(cell, cell, indexing="ij")
-        patterns = [np.zeros_like(rows), rows % 2, cols % 2, (rows + cols) % 2]
-        self._textures = np.stack(patterns).astype(np.float32)  # [len(TEXTURES), S, S]
+        self.palette = _PALETTE if palette is None else np.asarray(palette, dtype=np.float32)
+        if self.palette.ndim != 2 or self.palette.shape[1] != 3 or self.palette.shape[0] < 1:
+            raise ValueError(f"palette must be [K, 3], got shape {self.palette.shape}")
+        if self.palette.min() < 0 or self.palette.max() > 1:
+            raise ValueError("palette must be RGB in [0, 1]")
+        textures = TEXTURES if textures is None else textures
+        if isinstance(textures, np.ndarray):
+            self._textures = textures.astype(np.float32)
+            if self._textures.ndim != 3 or self._textures.shape[1:] != (image_size, image_size):
+                raise ValueError(f"textures must be [T, {image_size}, {image_size}], got {textures.shape}")
+            if self._textures.min() < 0 or self._textures.max() > 1:
+                raise ValueError("texture patterns must lie in [0, 1]")
+        else:
+            self._textures = np.stack([texture_pattern(kind, image_size) for kind in textures])  # [T, S, S]
+        if not 0.0 <= background_saturation <= 1.0:
+            raise ValueError(f"background_saturation must be in [0, 1], got {background_saturation}")
+        if not 0.0 < background_values[0] <= 1.0 or not 0.0 <= background_values[1] <= 1.0:
+            raise ValueError(f"background_values must be (dark, light) in (0, 1], got {background_values}")
+        self.background_saturation = float(background_saturation)
+        self.background_values = (float(background_values[0]), float(background_values[1]))
 
     def coverage(
         self,
@@ -118,8 +201,9 @@ class Renderer:
 
     def background(self, texture: np.ndarray, hue: np.ndarray) -> np.ndarray:
         """``[B, 3, S, S]`` float32 background from texture indices and hues (radians)."""
-        dark = _hsv_to_rgb(hue, _BACKGROUND_VALUES[0])[:, :, None, None]
-        light = dark * (_BACKGROUND_VALUES[1] / _BACKGROUND_VALUES[0])  # RGB is linear in HSV value
+        dark_value, light_value = self.background_values
+        dark = _hsv_to_rgb(hue, dark_value, self.background_saturation)[:, :, None, None]
+        light = dark * (light_value / dark_value)  # RGB is linear in HSV value
         pattern = self._textures[texture][:, None]
         return dark + (light - dark) * pattern
 
@@ -147,7 +231,7 @@ class Renderer:
                 second["position_y"][rows],
                 second["rotation"][rows],
             )[:, None]
-            colour = _PALETTE[factors["colour_2"][rows]][:, :, None, None]
+            colour = self.palette[factors["colour_2"][rows]][:, :, None, None]
             image[rows] = image[rows] * (1 - alpha) + colour * alpha
         alpha = self.coverage(
             factors["shape"],
@@ -156,6 +240,6 @@ class Renderer:
             factors["position_y"],
             factors["rotation"],
         )
-        colour = _PALETTE[factors["colour"]][:, :, None, None]
+        colour = self.palette[factors["colour"]][:, :, None, None]
         image = image * (1 - alpha[:, None]) + colour * alpha[:, None]
         return image, alpha

@@ -87,6 +87,20 @@ def add_measure_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     parser.add_argument("--seed", type=int, default=0, help="seeds splits, noise, masks and critics")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--transfer",
+        choices=("readouts", "finetune"),
+        default="readouts",
+        help="readouts: frozen linear probe and k-NN (default); finetune: also `infomug finetune` every"
+        " model (linear, partial, full against from-scratch) into OUT/finetune",
+    )
+    parser.add_argument(
+        "--finetune-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a fine-tuning setting with --transfer finetune, e.g. tasks=[digits] or full.steps=150",
+    )
 
 
 def _budget_overrides(args: argparse.Namespace) -> dict:
@@ -161,6 +175,11 @@ def run_measure(args: argparse.Namespace) -> int:
         raise ValueError("give --out REPORT (the report folder) when measuring timm models")
     out = args.out or default_out(args.ckpt[0])
     budget = get_budget(args.budget, **_budget_overrides(args))
+    finetune_settings = None
+    if args.transfer == "finetune":  # checked before the measurement, not after it
+        from infomug.finetune import build_settings
+
+        finetune_settings = build_settings(args.finetune_set)
     device = measure_device(args.device)
     # Under torchrun every process joins (nccl on its GPU, gloo on CPUs); on one process nothing happens.
     initialised = init_distributed(device)
@@ -186,6 +205,11 @@ def run_measure(args: argparse.Namespace) -> int:
         for line in summary_lines(report):
             print(line)
         print(f"report: {out / 'measure.md'} (all numbers: {out / 'measure.json'}; plots: {out}/*.png)")
+    if finetune_settings is not None and rank == 0:
+        from infomug.finetune import finetune
+
+        finetune(specs, finetune_settings, out=out / "finetune", progress=not args.no_progress, device=device)
+        print(f"fine-tuning: {out / 'finetune' / 'finetune.md'}")
     return 0
 
 

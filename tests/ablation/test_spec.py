@@ -182,3 +182,27 @@ def test_the_gpu_sweep_file_is_the_same_ablation_at_vit_b_scale():
         assert config.train.steps == 100000 and config.train.batch_size == 4096
         if run.objective == "mug":
             assert config.model.caption_loss_weight == float(run.variant.split("_")[1])
+
+
+def test_the_sweep_can_also_fine_tune_every_checkpoint(tmp_path, monkeypatch):
+    spec = load_spec(_write(tmp_path, {"variants": {"a": []}, "measure": {"finetune": ["full.steps=5"]}}))
+    assert spec.measure.finetune == ("full.steps=5",)
+    assert spec_from_dict(spec.to_dict(), tmp_path).measure == spec.measure
+    assert load_spec(_write(tmp_path, {"variants": {"a": []}})).measure.finetune is None
+    with pytest.raises(ValueError, match="measure.finetune"):
+        load_spec(_write(tmp_path, {"variants": {"a": []}, "measure": {"finetune": ["full.nonsense=1"]}}))
+
+    import infomug.finetune
+    from infomug.ablation import runner
+
+    calls = []
+    monkeypatch.setattr(
+        infomug.finetune, "finetune", lambda models, settings, **kw: calls.append((models, settings, kw))
+    )
+    runner._finetune_run(spec, tmp_path / "run", tmp_path / "measure", None, False)
+    ((models, settings, kw),) = calls
+    assert (
+        models == [tmp_path / "run"]
+        and settings.full.steps == 5
+        and kw["out"] == tmp_path / "measure" / "finetune"
+    )

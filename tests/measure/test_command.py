@@ -91,3 +91,28 @@ def test_any_submodule_is_measured_through_a_hook(tiny_checkpoint, tmp_path):
     data = json.loads((out / "measure.json").read_text())
     (layer,) = data["models"][0]["layers"]
     assert layer["layer"] == "vit.blocks.0.mlp" and layer["dim"] == 32
+
+
+def test_transfer_finetune_also_fine_tunes_every_model(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import infomug.finetune
+
+    calls = []
+    monkeypatch.setattr(
+        infomug.finetune, "finetune", lambda specs, settings, **kw: calls.append((specs, settings, kw))
+    )
+    argv = [
+        "measure",
+        "--ckpt",
+        str(tiny_checkpoint),
+        "--out",
+        str(tmp_path),
+        "--layers",
+        "last",
+        "--no-anchors",
+    ]
+    argv += [*SMALL, "--budget-set", "usable_information=false", "--transfer", "finetune"]
+    assert main([*argv, "--finetune-set", "full.steps=3"]) == 0
+    ((specs, settings, kw),) = calls
+    assert specs == [str(tiny_checkpoint)] and settings.full.steps == 3 and kw["out"] == tmp_path / "finetune"
+    assert main([*argv, "--finetune-set", "full.nonsense=3"]) == 2
+    assert "nonsense" in capsys.readouterr().err and len(calls) == 1
