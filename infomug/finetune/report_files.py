@@ -22,6 +22,19 @@ def write_report_files(report: FinetuneReport, out: Path) -> None:
     plot(report, out / PLOT_FILE)
 
 
+def append_to_measure_report(report: FinetuneReport, measure_markdown: Path) -> None:
+    """Close ``measure.md`` with the fine-tuning tables, headings one level down (nothing if it is absent)."""
+    if not measure_markdown.exists():
+        return
+    body = (
+        markdown(report)
+        .replace("\n## ", "\n### ")
+        .replace("# Fine-tuning transfer", "## Fine-tuning transfer")
+    )
+    text = measure_markdown.read_text().split("\n## Fine-tuning transfer")[0].rstrip("\n")
+    measure_markdown.write_text(text + "\n\n" + body)
+
+
 def budget_text(budget: int) -> str:
     return "all" if budget == 0 else f"{budget:,}"
 
@@ -47,6 +60,18 @@ def _hyper(chosen: dict[str, float]) -> str:
     return ", ".join(("lr" if k == "lr" else "wd") + f" {v:g}" for k, v in chosen.items())
 
 
+def grid_edge(cell: Cell) -> str:
+    """``" (grid top)"`` / ``" (grid bottom)"`` when the choice is an end of a grid of >= 2 values: a
+    better value may lie beyond it."""
+    values = [next(iter(hyper.values())) for hyper, _ in cell.grid]
+    chosen = next(iter(cell.chosen.values()))
+    if len(values) < 2:
+        return ""
+    if chosen == max(values):
+        return " (grid top)"
+    return " (grid bottom)" if chosen == min(values) else ""
+
+
 def _columns(cells: list[Cell]) -> list[tuple[str, int]]:
     present = {(c.mode, c.budget) for c in cells}
     return sorted(present, key=lambda mb: (MODE_ORDER.index(mb[0]), mb[1] or 1 << 30))
@@ -63,7 +88,8 @@ def markdown(report: FinetuneReport) -> str:
         "Test accuracy in %, mean over the task's labels, mean ± 95% Student-t half-width over"
         f" {settings['seeds']} seed(s) (no interval for one seed). Hyper-parameters are chosen per model,"
         f" task, mode and budget on a validation split ({settings['val_fraction']:.0%} of the task's"
-        " training images, the same for every model), on the first seed; the test set chooses nothing.",
+        " training images, the same for every model), on the first seed; the test set chooses nothing."
+        " A choice at an end of its grid is marked: a better value may lie beyond it.",
         "",
         f"- **linear**: frozen encoder, mean of its final-norm patch tokens, BatchNorm-standardised linear"
         f" heads by L-BFGS to convergence (max {settings['linear']['max_iter']} iterations); grid: L2"
@@ -108,7 +134,9 @@ def _task_table(report: FinetuneReport, cells: list[Cell]) -> list[str]:
         values = []
         for column in columns:
             cell = row.get(column)
-            values.append("—" if cell is None else f"{percent(cell.test)} ({_hyper(cell.chosen)})")
+            values.append(
+                "—" if cell is None else f"{percent(cell.test)} ({_hyper(cell.chosen)}{grid_edge(cell)})"
+            )
         lines.append(f"| {entry.name} | " + " | ".join(values) + " |")
     return [*lines, ""]
 

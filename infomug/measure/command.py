@@ -207,9 +207,14 @@ def run_measure(args: argparse.Namespace) -> int:
         print(f"report: {out / 'measure.md'} (all numbers: {out / 'measure.json'}; plots: {out}/*.png)")
     if finetune_settings is not None and rank == 0:
         from infomug.finetune import finetune
+        from infomug.finetune.report_files import append_to_measure_report
 
-        finetune(specs, finetune_settings, out=out / "finetune", progress=not args.no_progress, device=device)
-        print(f"fine-tuning: {out / 'finetune' / 'finetune.md'}")
+        transfer = finetune(
+            specs, finetune_settings, out=out / "finetune", progress=not args.no_progress, device=device
+        )
+        if transfer is not None:
+            append_to_measure_report(transfer, out / "measure.md")
+        print(f"fine-tuning: {out / 'finetune' / 'finetune.md'} (its tables also close measure.md)")
     return 0
 
 

@@ -159,3 +159,14 @@ def test_settings_reject_unknown_keys_and_bad_values():
         build_settings(label_budgets=(1,))
     assert build_settings(["full.steps=7"]).full.steps == 7
     assert math.isclose(build_settings().full.layer_decay, 0.75)
+
+
+def test_a_plain_timm_vit_is_fine_tuned_with_its_own_learned_positions(task):
+    from timm.models.vision_transformer import VisionTransformer
+
+    vit = VisionTransformer(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=0)
+    settings = _settings(seeds=1, label_budgets=(0,), modes=("full",))
+    report = finetune([from_module(vit, name="timm vit")], settings, progress=False, tasks=[task])
+    names = {c.model for c in report.cells()}
+    assert names == {"timm vit", "ViT 32x2 h2 p4 16px (from scratch)"}
+    assert vit.pos_embed.requires_grad  # the caller's model is untouched by freezing and copying

@@ -61,3 +61,40 @@ def test_markdown_has_the_table_the_gain_and_the_grid():
     }  # fmt: skip
     text = markdown(report)
     assert "| pre | 85.0 ± " in text and "+17.5 [" in text and "*lr 0.001: 50.0" in text
+
+
+def test_a_choice_at_the_end_of_its_grid_is_flagged():
+    from infomug.finetune.report_files import grid_edge
+
+    report = _report()
+    report.fits += [_fit("p", 0, 0.1, lr=3e-3), _fit("p", 0, 0.1, lr=1e-4)]
+    report.fits[-1].val_accuracy = {"a": 0.9}  # the smallest lr wins on validation
+    cell = next(c for c in report.cells() if c.model_key == "p")
+    assert cell.chosen == {"lr": 1e-4} and grid_edge(cell) == " (grid bottom)"
+    report.fits[-1].val_accuracy = {"a": 0.1}
+    report.fits[-2].val_accuracy = {"a": 0.9}
+    assert grid_edge(next(c for c in report.cells() if c.model_key == "p")) == " (grid top)"
+    report.fits[-2].val_accuracy = {"a": 0.1}
+    assert grid_edge(next(c for c in report.cells() if c.model_key == "p")) == ""
+
+
+def test_measure_md_closes_with_the_fine_tuning_tables_once(tmp_path):
+    from infomug.finetune.report_files import append_to_measure_report
+
+    report = _report()
+    report.settings = {
+        "seeds": 2,
+        "val_fraction": 0.1,
+        "linear": {"max_iter": 10, "weight_decay_grid": [1e-3]},
+        "partial": {"blocks": 2, "steps": 5, "batch_size": 8, "lr_grid": [1e-3]},
+        "full": {
+            "layer_decay": 0.75, "warmup_fraction": 0.1, "label_smoothing": 0.1, "drop_path": 0.1,
+            "weight_decay": 0.05, "steps": 5, "batch_size": 8, "lr_grid": [1e-3],
+        },
+    }  # fmt: skip
+    path = tmp_path / "measure.md"
+    path.write_text("# Measure\n\n## Information on equal terms\n")
+    append_to_measure_report(report, path)
+    append_to_measure_report(report, path)  # a rerun replaces the section, never repeats it
+    text = path.read_text()
+    assert text.startswith("# Measure") and text.count("## Fine-tuning transfer") == 1 and "### t: d" in text
