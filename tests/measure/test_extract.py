@@ -217,7 +217,8 @@ def test_any_module_over_a_stream_and_a_plain_dataset():
     for name in stream.layers:
         np.testing.assert_array_equal(stream.layers[name], plain.layers[name])
     first_five = extract_features(net, StreamData(samples), layers=["3"], n=5, batch_size=2)
-    np.testing.assert_array_equal(first_five.layers["3"], plain.layers["3"][:5])
+    # Another batch size may take another BLAS kernel (another summation order): float32 rounding only.
+    np.testing.assert_allclose(first_five.layers["3"], plain.layers["3"][:5], rtol=1e-5, atol=1e-7)
     assert first_five.captions == [f"sample {i}" for i in range(5)]
 
 
