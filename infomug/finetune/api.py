@@ -305,7 +305,9 @@ def _fit(
     num_classes = {label: len(task.classes[label]) for label in task.label_names}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        classifier = Classifier(backbone_of(model.encoder), num_classes, drop_path=recipe.drop_path)
+        classifier = Classifier(
+            backbone_of(model.encoder), num_classes, drop_path=recipe.drop_path, head_norm=recipe.head_norm
+        )
     classifier.train_only_last(recipe.blocks)
     classifier.to(device)
     outcome = fit_classifier(

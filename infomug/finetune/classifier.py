@@ -20,6 +20,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 HEAD_INIT_STD = 2e-5  # MAE's fine-tuning head init
+HEAD_NORMS = ("layernorm", "batchnorm")
 
 
 def backbone_of(encoder: nn.Module) -> VisionTransformer:
@@ -58,20 +59,33 @@ class Classifier(nn.Module):
         backbone: the pre-trained (or random) timm ViT; it is deep-copied, the caller's stays untouched.
         num_classes: ``{label: classes}``, each at least 2.
         drop_path: stochastic-depth rate of the last block (see `set_drop_path`).
+        head_norm: ``"layernorm"`` (MAE's ``fc_norm``) or ``"batchnorm"`` (per-dimension standardisation
+            over the batch, as MAE's linear probe): a few large feature dimensions dominate a LayerNorm
+            and leave a short fine-tune's head badly conditioned.
 
     Raises:
-        ValueError: for a label with fewer than 2 classes, or as `set_drop_path`.
+        ValueError: for a label with fewer than 2 classes, an unknown ``head_norm``, or as `set_drop_path`.
     """
 
-    def __init__(self, backbone: VisionTransformer, num_classes: Mapping[str, int], drop_path: float = 0.0):
+    def __init__(
+        self,
+        backbone: VisionTransformer,
+        num_classes: Mapping[str, int],
+        drop_path: float = 0.0,
+        head_norm: str = "layernorm",
+    ):
         super().__init__()
+        if head_norm not in HEAD_NORMS:
+            raise ValueError(f"head_norm must be one of {HEAD_NORMS}, got {head_norm!r}")
         for label, count in num_classes.items():
             if count < 2:
                 raise ValueError(f"label {label!r} has {count} class(es); a head needs at least 2")
         self.backbone = copy.deepcopy(backbone)
         set_drop_path(self.backbone, drop_path)
         width = self.backbone.embed_dim
-        self.fc_norm = nn.LayerNorm(width, eps=1e-6)
+        self.fc_norm = (
+            nn.LayerNorm(width, eps=1e-6) if head_norm == "layernorm" else nn.BatchNorm1d(width, eps=1e-6)
+        )
         self.heads = nn.ModuleDict({label: nn.Linear(width, count) for label, count in num_classes.items()})
         for head in self.heads.values():
             trunc_normal_(head.weight, std=HEAD_INIT_STD)

@@ -37,6 +37,8 @@ class Recipe:
         label_smoothing: of the cross-entropy.
         drop_path: stochastic depth of the last block (linear in depth).
         blocks: trainable last blocks; None = all (``full``).
+        head_norm: the norm between the pooled tokens and the heads: ``"layernorm"`` (MAE's) or
+            ``"batchnorm"`` (see `infomug.finetune.classifier.Classifier`).
     """
 
     steps: int = 300
@@ -49,6 +51,7 @@ class Recipe:
     label_smoothing: float = 0.1
     drop_path: float = 0.1
     blocks: int | None = None
+    head_norm: str = "layernorm"
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -61,6 +64,8 @@ class Recipe:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.head_norm not in ("layernorm", "batchnorm"):
+            raise ValueError(f"head_norm must be 'layernorm' or 'batchnorm', got {self.head_norm!r}")
         if self.blocks is not None and self.blocks < 1:
             raise ValueError(f"blocks must be >= 1 (or None for all), got {self.blocks}")
 

@@ -77,3 +77,14 @@ def test_backbone_of_refuses_a_module_that_is_not_a_vit():
 def test_a_label_with_one_class_is_refused():
     with pytest.raises(ValueError, match="at least 2"):
         Classifier(backbone_of(tiny_encoder()), {"a": 1})
+
+
+def test_a_batchnorm_head_standardises_each_dimension_over_the_batch():
+    classifier = Classifier(backbone_of(tiny_encoder()), {"a": 3}, head_norm="batchnorm")
+    classifier.train()
+    tokens = torch.randn(16, 17, 32) * torch.logspace(-1, 2, 32)  # dimensions on very different scales
+    pooled = tokens[:, 1:].mean(dim=1)
+    normed = classifier.fc_norm(pooled)
+    assert torch.allclose(normed.std(dim=0, unbiased=False), torch.ones(32), atol=1e-3)
+    with pytest.raises(ValueError, match="head_norm"):
+        Classifier(backbone_of(tiny_encoder()), {"a": 3}, head_norm="groupnorm")
