@@ -61,15 +61,15 @@ def _hyper(chosen: dict[str, float]) -> str:
 
 
 def grid_edge(cell: Cell) -> str:
-    """``" (grid top)"`` / ``" (grid bottom)"`` when the choice is an end of a grid of >= 2 values: a
+    """``", grid top"`` / ``", grid bottom"`` when the choice is an end of a grid of >= 2 values: a
     better value may lie beyond it."""
     values = [next(iter(hyper.values())) for hyper, _ in cell.grid]
     chosen = next(iter(cell.chosen.values()))
     if len(values) < 2:
         return ""
     if chosen == max(values):
-        return " (grid top)"
-    return " (grid bottom)" if chosen == min(values) else ""
+        return ", grid top"
+    return ", grid bottom" if chosen == min(values) else ""
 
 
 def _columns(cells: list[Cell]) -> list[tuple[str, int]]:

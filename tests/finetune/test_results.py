@@ -70,10 +70,10 @@ def test_a_choice_at_the_end_of_its_grid_is_flagged():
     report.fits += [_fit("p", 0, 0.1, lr=3e-3), _fit("p", 0, 0.1, lr=1e-4)]
     report.fits[-1].val_accuracy = {"a": 0.9}  # the smallest lr wins on validation
     cell = next(c for c in report.cells() if c.model_key == "p")
-    assert cell.chosen == {"lr": 1e-4} and grid_edge(cell) == " (grid bottom)"
+    assert cell.chosen == {"lr": 1e-4} and grid_edge(cell) == ", grid bottom"
     report.fits[-1].val_accuracy = {"a": 0.1}
     report.fits[-2].val_accuracy = {"a": 0.9}
-    assert grid_edge(next(c for c in report.cells() if c.model_key == "p")) == " (grid top)"
+    assert grid_edge(next(c for c in report.cells() if c.model_key == "p")) == ", grid top"
     report.fits[-2].val_accuracy = {"a": 0.1}
     assert grid_edge(next(c for c in report.cells() if c.model_key == "p")) == ""
 
