@@ -20,6 +20,7 @@ Target: full fine-tune on 10,000 world images <= 5 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             (fit,) = report.fits
             rows.append((task, mode, fit, total))
             rate = fit.images_per_second
-            ratio = f"{rate / full_rate:.2f} / {rate / masked_rate:.2f}" if rate == rate else "—"
+            ratio = f"{rate / full_rate:.2f} / {rate / masked_rate:.2f}" if math.isfinite(rate) else "—"
             print(
                 f"{task:18s} {mode:8s} {fit.train_images:6d} labelled images, {fit.steps:4d} steps:"
                 f" fit {fit.seconds:6.1f} s (with task build {total:6.1f} s), {rate:6.1f} images/s,"

@@ -49,7 +49,7 @@ from .world_information import (
     caption_information,
     caption_information_total,
 )
-from .world_render import Renderer
+from .world_render import Renderer, channel_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -215,17 +215,12 @@ class ShapesWorld(Dataset):
 
     def _statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         key = wf.stream_key(0, "statistics")
-        total = np.zeros(3)
-        square = np.zeros(3)
-        for start in range(0, STATISTICS_SAMPLES, CHUNK):
-            idx = np.arange(start, start + CHUNK)
+
+        def render(idx: np.ndarray) -> np.ndarray:
             u, factors = self._factors(key, idx)
-            images, _ = self._renderer.render(factors, wf.second_object_geometry(u))
-            total += images.astype(np.float64).mean(axis=(2, 3)).sum(axis=0)
-            square += (images.astype(np.float64) ** 2).mean(axis=(2, 3)).sum(axis=0)
-        mean = total / STATISTICS_SAMPLES
-        std = np.sqrt(square / STATISTICS_SAMPLES - mean**2)
-        return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
+            return self._renderer.render(factors, wf.second_object_geometry(u))[0]
+
+        return channel_statistics(render, STATISTICS_SAMPLES, CHUNK)
 
     def _captions(
         self, idx: np.ndarray, u: np.ndarray, factors: dict[str, np.ndarray]

@@ -11,7 +11,7 @@ is turned by ``rotation`` (radians, counter-clockwise as displayed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -69,6 +69,26 @@ def texture_pattern(kind: str, image_size: int) -> np.ndarray:
     else:
         raise ValueError(f"unknown texture kind {kind!r}; expected one of {TEXTURE_KINDS}")
     return pattern.astype(np.float32)
+
+
+def channel_statistics(
+    render: Callable[[np.ndarray], np.ndarray], samples: int, chunk: int
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and std (4 decimals) of ``samples`` images of a fixed stream, ``chunk`` at a time.
+
+    Args:
+        render: indices ``[B]`` -> images ``[B, 3, S, S]`` in [0, 1].
+        samples: images averaged over, a multiple of ``chunk``.
+        chunk: images rendered at once (bounds memory).
+    """
+    total, square = np.zeros(3), np.zeros(3)
+    for start in range(0, samples, chunk):
+        images = render(np.arange(start, start + chunk)).astype(np.float64)
+        total += images.mean(axis=(2, 3)).sum(axis=0)
+        square += (images**2).mean(axis=(2, 3)).sum(axis=0)
+    mean = total / samples
+    std = np.sqrt(square / samples - mean**2)
+    return tuple(round(float(m), 4) for m in mean), tuple(round(float(v), 4) for v in std)
 
 
 def _box(u: np.ndarray, v: np.ndarray, half_u: float, half_v: float) -> np.ndarray:

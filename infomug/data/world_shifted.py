@@ -24,6 +24,7 @@ Sample ``i`` of a split is a pure function of ``(seed, split, i)``, as in `Shape
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from . import world_factors as wf
-from .world_render import Renderer
+from .world_render import Renderer, channel_statistics
 
 SPLITS = ("train", "eval")
 LABEL_NAMES = ("shape", "colour", "size_bin", "position_bin", "rotation_bin", "background")
@@ -126,7 +127,6 @@ class ShiftedWorld:
         self._length = self.config.size if split == "train" else self.config.eval_size
         self._key = wf.stream_key(self.config.seed, f"shifted_{split}")
         self._renderer = shifted_renderer(self.config.image_size)
-        self.mean, self.std = self._statistics()
 
     def __len__(self) -> int:
         return self._length
@@ -159,16 +159,20 @@ class ShiftedWorld:
             coverage.append(alpha)
         return np.concatenate(images), np.concatenate(coverage)
 
+    @functools.cached_property
     def _statistics(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         key = wf.stream_key(0, "shifted_statistics")
-        total, square = np.zeros(3), np.zeros(3)
-        for start in range(0, STATISTICS_SAMPLES, CHUNK):  # chunk by chunk, so memory stays bounded
-            images = self._render(key, np.arange(start, start + CHUNK))[0].astype(np.float64)
-            total += images.mean(axis=(2, 3)).sum(axis=0)
-            square += (images**2).mean(axis=(2, 3)).sum(axis=0)
-        mean = total / STATISTICS_SAMPLES
-        std = np.sqrt(square / STATISTICS_SAMPLES - mean**2)
-        return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
+        return channel_statistics(lambda idx: self._render(key, idx)[0], STATISTICS_SAMPLES, CHUNK)
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        """Per-channel mean of images in [0, 1] (computed on first use)."""
+        return self._statistics[0]
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        """Per-channel standard deviation of images in [0, 1] (computed on first use)."""
+        return self._statistics[1]
 
     def images(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         """``[B, 3, S, S]`` float32 images in [0, 1], not normalised.

@@ -27,8 +27,8 @@ from infomug.measure.sources import LoadedModel, fixed_input_size, load_model, r
 
 from .classifier import Classifier, backbone_of
 from .loop import LabelledImages, Normaliser, fit_classifier
-from .report_files import write_report_files
-from .results import SCRATCH_SUFFIX, FinetuneReport, Fit, ModelEntry
+from .report_files import hyper_text, write_report_files
+from .results import SCRATCH_SUFFIX, FinetuneReport, Fit, ModelEntry, best_fit
 from .settings import FinetuneSettings
 from .tasks import Task, build_task
 
@@ -239,7 +239,7 @@ def _run_subject(
                         mode,
                         budget or "all",
                         seed,
-                        _hyper_text(hyper),
+                        hyper_text(hyper),
                         fit.val_mean,
                         fit.test_mean,
                         fit.seconds,
@@ -257,16 +257,10 @@ def _grid(settings: FinetuneSettings, mode: str) -> list[dict[str, float]]:
 def _chosen(
     report: FinetuneReport, key: str, task: str, mode: str, budget: int, grid: list[dict[str, float]]
 ) -> dict[str, float]:
-    """The grid value with the best validation accuracy on seed 0 (first on ties; never a diverged fit)."""
+    """The grid value `best_fit` picks among seed 0's fits (the first value if none is usable)."""
     fits = [report.find(key, task, mode, budget, 0, hyper) for hyper in grid]
-    scored = [(f.val_mean, -i, grid[i]) for i, f in enumerate(fits) if f is not None and not f.diverged]
-    if not scored:
-        return grid[0]
-    return max(scored, key=lambda s: (s[0], s[1]))[2]
-
-
-def _hyper_text(hyper: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:g}" for name, value in hyper.items())
+    best = best_fit([f for f in fits if f is not None])
+    return grid[0] if best is None else best.hyper
 
 
 def _fit(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ class Normaliser:
     mean: torch.Tensor  # [1, 3, 1, 1]
     std: torch.Tensor
     augmentation: Augmentation
+    _transform: v2.Compose | None = field(default=None, repr=False)  # built on first use, at the image size
 
     @classmethod
     def of(cls, mean: tuple[float, ...], std: tuple[float, ...], augmentation: Augmentation) -> Normaliser:
@@ -71,17 +72,18 @@ class Normaliser:
         return (batch - self.mean.to(batch.device)) / self.std.to(batch.device)
 
     def _augment(self, image: torch.Tensor) -> torch.Tensor:
-        size = image.shape[-1]
-        steps: list[v2.Transform] = []
-        if self.augmentation.crop_scale is not None:
-            steps.append(
-                v2.RandomResizedCrop(
+        if self._transform is None:
+            size = image.shape[-1]
+            steps: list[v2.Transform] = []
+            if self.augmentation.crop_scale is not None:
+                crop = v2.RandomResizedCrop(
                     size, scale=self.augmentation.crop_scale, interpolation=v2.InterpolationMode.BICUBIC
                 )
-            )
-        if self.augmentation.hflip:
-            steps.append(v2.RandomHorizontalFlip())
-        return v2.Compose(steps)(image).clamp_(0.0, 1.0)
+                steps.append(crop)
+            if self.augmentation.hflip:
+                steps.append(v2.RandomHorizontalFlip())
+            self._transform = v2.Compose(steps)
+        return self._transform(image).clamp_(0.0, 1.0)
 
 
 @dataclass
@@ -206,9 +208,8 @@ def fit_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         cached = classifier.frozen_blocks > 0 and normaliser.augmentation.none
-        train_inputs = normaliser(train.images)
         if cached:
-            train_inputs = _prefix_tokens(classifier, train_inputs, eval_batch_size)
+            train_tokens = _prefix_tokens(classifier, normaliser(train.images), eval_batch_size)
         groups = optimizer_groups(classifier, recipe)
         optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
         warmup = int(recipe.warmup_fraction * recipe.steps)
@@ -226,7 +227,7 @@ def fit_classifier(
             rows = next(batches).to(device)
             labels = {name: values[rows] for name, values in train.labels.items()}
             if cached:
-                logits = classifier.forward_from(train_inputs[rows])
+                logits = classifier.forward_from(train_tokens[rows])
             else:
                 logits = classifier(normaliser(train.images[rows], augment=True))
             loss = _loss(logits, labels, recipe.label_smoothing)

@@ -56,8 +56,9 @@ def signed(interval: Interval) -> str:
     return text
 
 
-def _hyper(chosen: dict[str, float]) -> str:
-    return ", ".join(("lr" if k == "lr" else "wd") + f" {v:g}" for k, v in chosen.items())
+def hyper_text(hyper: dict[str, float]) -> str:
+    """``{"lr": 0.001}`` -> ``"lr 0.001"``; ``{"weight_decay": ...}`` -> ``"wd ..."``."""
+    return ", ".join(("lr" if k == "lr" else "wd") + f" {v:g}" for k, v in hyper.items())
 
 
 def grid_edge(cell: Cell) -> str:
@@ -135,7 +136,7 @@ def _task_table(report: FinetuneReport, cells: list[Cell]) -> list[str]:
         for column in columns:
             cell = row.get(column)
             values.append(
-                "—" if cell is None else f"{percent(cell.test)} ({_hyper(cell.chosen)}{grid_edge(cell)})"
+                "—" if cell is None else f"{percent(cell.test)} ({hyper_text(cell.chosen)}{grid_edge(cell)})"
             )
         lines.append(f"| {entry.name} | " + " | ".join(values) + " |")
     return [*lines, ""]
@@ -175,7 +176,7 @@ def _grids(report: FinetuneReport, cells: list[Cell]) -> list[str]:
     ]
     for cell in cells:
         grid = "; ".join(
-            f"{'*' if hyper == cell.chosen else ''}{_hyper(hyper)}: {100 * value:.1f}"
+            f"{'*' if hyper == cell.chosen else ''}{hyper_text(hyper)}: {100 * value:.1f}"
             for hyper, value in cell.grid
         )
         lines.append(

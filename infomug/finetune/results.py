@@ -233,11 +233,16 @@ class FinetuneReport:
         return cls.from_dict(data)
 
 
+def best_fit(fits: list[Fit]) -> Fit | None:
+    """The fit of best validation accuracy, the first on ties; never a diverged one (None if all are)."""
+    scored = [f for f in fits if not f.diverged]
+    return max(scored, key=lambda f: f.val_mean) if scored else None
+
+
 def _cell(name: str, key: str, task: str, mode: str, budget: int, fits: list[Fit]) -> Cell:
     first_seed = min(f.seed for f in fits)
     grid_fits = [f for f in fits if f.seed == first_seed]
-    scored = [f for f in grid_fits if not f.diverged]
-    best = max(scored, key=lambda f: f.val_mean) if scored else grid_fits[0]
+    best = best_fit(grid_fits) or grid_fits[0]
     chosen = best.hyper
     by_seed = {f.seed: f for f in fits if f.hyper == chosen}
     chosen_fits = [by_seed[s] for s in sorted(by_seed)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,19 +158,27 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
     return (images * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def _generated_split(
+    world: ShapesWorld | ShiftedWorld, n: int, labels_of: Callable, names: tuple[str, ...]
+) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """The first ``n`` images of a generated world as uint8, and the labels ``names`` of them."""
+    index = np.arange(n)
+    images = torch.cat([_to_uint8(world.images(index[i : i + _CHUNK])) for i in range(0, n, _CHUNK)])
+    labels = labels_of(index)
+    return images, {label: labels[label].astype(np.int64) for label in names}
+
+
 def _world_task(name: str, image_size: int, train_size: int, test_size: int) -> Task:
     config = WorldConfig(seed=0, size=train_size, eval_size=test_size, image_size=image_size)
     train, test = ShapesWorld(config, split="train"), ShapesWorld(config, split="eval")
     names = CAPTIONED_LABELS if name == "world_captioned" else UNCAPTIONED_LABELS
     classes = train.factor_classes()
-
-    def part(world: ShapesWorld, n: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
-        index = np.arange(n)
-        images = torch.cat([_to_uint8(world.images(index[i : i + _CHUNK])) for i in range(0, n, _CHUNK)])
-        labels = world.captions_and_labels(index)[1]
-        return images, {label: labels[label].astype(np.int64) for label in names}
-
-    (train_images, train_labels), (test_images, test_labels) = part(train, train_size), part(test, test_size)
+    train_images, train_labels = _generated_split(
+        train, train_size, lambda index: train.captions_and_labels(index)[1], names
+    )
+    test_images, test_labels = _generated_split(
+        test, test_size, lambda index: test.captions_and_labels(index)[1], names
+    )
     captioned = name == "world_captioned"
     return Task(
         name=name,
@@ -191,14 +200,8 @@ def _shifted_task(image_size: int, train_size: int, test_size: int) -> Task:
     config = ShiftedWorldConfig(seed=0, size=train_size, eval_size=test_size, image_size=image_size)
     train, test = ShiftedWorld(config, split="train"), ShiftedWorld(config, split="eval")
     classes = train.factor_classes()
-
-    def part(world: ShiftedWorld, n: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
-        index = np.arange(n)
-        images = torch.cat([_to_uint8(world.images(index[i : i + _CHUNK])) for i in range(0, n, _CHUNK)])
-        labels = world.labels(index)
-        return images, {label: labels[label].astype(np.int64) for label in SHIFTED_LABELS}
-
-    (train_images, train_labels), (test_images, test_labels) = part(train, train_size), part(test, test_size)
+    train_images, train_labels = _generated_split(train, train_size, train.labels, SHIFTED_LABELS)
+    test_images, test_labels = _generated_split(test, test_size, test.labels, SHIFTED_LABELS)
     return Task(
         name="shifted_world",
         description="shifted world: new palette, textures and sizes, one object",

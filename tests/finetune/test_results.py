@@ -18,6 +18,18 @@ def test_interval_is_a_student_t_interval_over_seeds():
     assert Interval.of([math.nan]).n == 0
 
 
+SETTINGS = {
+    "seeds": 2,
+    "val_fraction": 0.1,
+    "linear": {"max_iter": 10, "weight_decay_grid": [1e-3]},
+    "partial": {"blocks": 2, "steps": 5, "batch_size": 8, "lr_grid": [1e-3]},
+    "full": {
+        "layer_decay": 0.75, "warmup_fraction": 0.1, "label_smoothing": 0.1, "drop_path": 0.1,
+        "weight_decay": 0.05, "steps": 5, "batch_size": 8, "lr_grid": [1e-3],
+    },
+}  # fmt: skip
+
+
 def _fit(key, seed, test, mode="full", lr=1e-3):
     return Fit(key, "t", mode, 0, seed, {"lr": lr}, {"a": 0.5}, {"a": test}, 100, 10, 50, 5, 1.0)
 
@@ -49,16 +61,7 @@ def test_json_round_trip_keeps_every_fit(tmp_path):
 
 def test_markdown_has_the_table_the_gain_and_the_grid():
     report = _report()
-    report.settings = {
-        "seeds": 2,
-        "val_fraction": 0.1,
-        "linear": {"max_iter": 10, "weight_decay_grid": [1e-3]},
-        "partial": {"blocks": 2, "steps": 5, "batch_size": 8, "lr_grid": [1e-3]},
-        "full": {
-            "layer_decay": 0.75, "warmup_fraction": 0.1, "label_smoothing": 0.1, "drop_path": 0.1,
-            "weight_decay": 0.05, "steps": 5, "batch_size": 8, "lr_grid": [1e-3],
-        },
-    }  # fmt: skip
+    report.settings = SETTINGS
     text = markdown(report)
     assert "| pre | 85.0 ± " in text and "+17.5 [" in text and "*lr 0.001: 50.0" in text
 
@@ -82,16 +85,7 @@ def test_measure_md_closes_with_the_fine_tuning_tables_once(tmp_path):
     from infomug.finetune.report_files import append_to_measure_report
 
     report = _report()
-    report.settings = {
-        "seeds": 2,
-        "val_fraction": 0.1,
-        "linear": {"max_iter": 10, "weight_decay_grid": [1e-3]},
-        "partial": {"blocks": 2, "steps": 5, "batch_size": 8, "lr_grid": [1e-3]},
-        "full": {
-            "layer_decay": 0.75, "warmup_fraction": 0.1, "label_smoothing": 0.1, "drop_path": 0.1,
-            "weight_decay": 0.05, "steps": 5, "batch_size": 8, "lr_grid": [1e-3],
-        },
-    }  # fmt: skip
+    report.settings = SETTINGS
     path = tmp_path / "measure.md"
     path.write_text("# Measure\n\n## Information on equal terms\n")
     append_to_measure_report(report, path)
