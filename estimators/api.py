@@ -65,6 +65,11 @@ ENTROPY_METHODS: dict[str, Callable[..., Estimate]] = {
     "discrete": discrete_entropy,
     "gaussian": gaussian_entropy,
 }
+ENTROPY_METHOD_HELP: dict[str, str] = {
+    "kl": "Kozachenko-Leonenko kNN, differential entropy of continuous samples",
+    "discrete": "plug-in with Miller-Madow correction, of labels (rows of [N, m] are joint labels)",
+    "gaussian": "of the Gaussian with the samples' covariance (an upper bound on h(X))",
+}
 
 
 def estimate(x: ArrayLike, y: ArrayLike, method: str = "auto", **options: Any) -> Estimate:

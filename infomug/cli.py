@@ -1,7 +1,8 @@
 """The ``infomug`` command line: a thin argparse shell over the library.
 
 Subcommands today: ``train`` (pre-train an encoder with MAE, MUG, CLIP or SimCLR into a run folder;
-resumable; the same command under ``torchrun``), ``measure`` (per layer of one or more checkpoints:
+resumable; the same command under ``torchrun``), ``export`` (a run's encoder as a plain timm model with
+timm's ``config.json``), ``measure`` (per layer of one or more checkpoints:
 what the features know of input, labels and captions, and how they transfer), ``finetune`` (linear,
 partial and full fine-tuning on named tasks against a from-scratch reference), ``mi`` (mutual
 information between two saved arrays), ``entropy`` (of one), ``channel`` (I(X; f(X) + sigma Z) of saved
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import estimators
-from estimators.api import ENTROPY_METHODS, MI_METHOD_HELP, MI_METHODS
+from estimators.api import ENTROPY_METHOD_HELP, ENTROPY_METHODS, MI_METHOD_HELP, MI_METHODS
 
 from . import __version__
 from .ablation.command import add_ablate_parser, run_ablate
 from .arrays import load_array
+from .cli_help import with_examples
 from .finetune.command import add_finetune_parser, run_finetune
 from .measure.command import add_measure_parser, run_measure
 
@@ -60,7 +62,13 @@ def _add_common_options(parser: argparse.ArgumentParser, knn: bool = True) -> No
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``infomug`` command."""
     parser = argparse.ArgumentParser(
-        prog="infomug", description="Information measurements for representations (values in nats and bits)."
+        prog="infomug",
+        description="Information measurements for representations (values in nats and bits).",
+        **with_examples(
+            "infomug train --out runs/mug",
+            "infomug measure --ckpt runs/mug --out runs/mug/measure",
+            "infomug train --help   # each command's options and examples",
+        ),
     )
     parser.add_argument("--version", action="version", version=f"infomug {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,9 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="pre-train an encoder (mae, mug, clip, simclr) into a run folder",
         description="Train from a YAML config plus dotted overrides; with no option, the MUG CPU preset on"
-        " the embedded world. A run folder that holds checkpoints is resumed (overrides given without"
-        " --config apply to the resumed run's config). Under `torchrun --nproc_per_node=N -m infomug"
-        " train ...` the same command trains with DDP.",
+        " the embedded world. A run folder that holds checkpoints resumes with the config it was trained"
+        " with (give no --config or --set, or the same ones again: a setting that differs is refused); to"
+        " change optim.* or the loop's settings (train.steps, intervals, device, precision), name the"
+        " checkpoint: --resume RUN --out RUN --set train.steps=N. Ctrl-C or SIGTERM writes a checkpoint at"
+        " the next step boundary and exits (status 130, 143). Under `torchrun --nproc_per_node=N -m"
+        " infomug train ...` the same command trains with DDP.",
+        **with_examples(
+            "infomug train --config experiments/configs/mae_cpu.yaml --set train.steps=200 --out runs/mae",
+            "infomug train --resume runs/mae --out runs/mae --set train.steps=400   # continue, longer",
+            "torchrun --nproc_per_node=2 -m infomug train --config experiments/configs/mug_cpu.yaml"
+            " --out runs/mug2",
+        ),
     )
     train.add_argument(
         "--config",
@@ -108,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         "mi",
         help="mutual information between two saved arrays",
         description=f"Estimate I(X; Y) between paired rows of two arrays. {ARRAYS_HELP}",
+        **with_examples(
+            "infomug mi X.npy Y.npy --method ksg --k 3 5 7",
+            "infomug mi table.csv:a,b table.csv:label --method ross",
+            "infomug mi X.npy Y.npy --method infonce --option batch_size=128 --json mi.json",
+        ),
     )
     mi.add_argument("x", help="samples of X, [N] or [N, dx]")
     mi.add_argument("y", help="samples of Y, [N] or [N, dy], row i paired with row i of X")
@@ -123,9 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common_options(mi)
 
-    entropy = commands.add_parser("entropy", help="entropy of one saved array", description=ARRAYS_HELP)
+    entropy = commands.add_parser(
+        "entropy",
+        help="entropy of one saved array",
+        description=f"Estimate the entropy of the rows of one array (nats). {ARRAYS_HELP}",
+        **with_examples(
+            "infomug entropy X.npy --method kl --k 3", "infomug entropy labels.npy --method discrete"
+        ),
+    )
     entropy.add_argument("x", help="samples, [N] or [N, d]")
-    entropy.add_argument("--method", default="kl", choices=sorted(ENTROPY_METHODS))
+    entropy_methods = "; ".join(f"{name}: {text}" for name, text in ENTROPY_METHOD_HELP.items())
+    entropy.add_argument(
+        "--method",
+        default="kl",
+        choices=sorted(ENTROPY_METHODS),
+        help=f"{entropy_methods} (default kl)",
+    )
     _add_common_options(entropy)
 
     channel = commands.add_parser(
@@ -133,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="I(X; f(X) + sigma Z) of saved encoder features",
         description="Information through a Gaussian noise channel on the outputs f(x_i) of a deterministic"
         f" encoder: a property of sigma, so give it. {ARRAYS_HELP}",
+        **with_examples(
+            "infomug channel features.npy --relative-sigma 0.1 1 10",
+            "infomug channel features.npz:block_5 --sigma 0.5 --json channel.json",
+        ),
     )
     channel.add_argument("features", help="encoder outputs, [N, d]")
     level = channel.add_mutually_exclusive_group(required=True)
@@ -146,9 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         "data",
         help="survey a dataset before training on it",
         description="Read a dataset as training would and report usable and bad samples (by reason),"
-        " caption lengths and examples and, for the embedded world, each factor's entropy and the"
+        " how many carry a caption (so which objectives it serves: mae and simclr need none), caption"
+        " lengths and examples and, for the embedded world, each factor's entropy and the"
         " information captions carry about it (nats). Sources: world, digits (embedded), webdataset,"
         " csv, coco, imagefolder (give PATH).",
+        **with_examples(
+            "infomug data world --grid world.png",
+            "infomug data imagefolder ~/photos --limit 200",
+            "infomug data csv pairs.tsv --set image_root=images --json survey.json",
+        ),
     )
     data.add_argument("source", help="world | digits | webdataset | csv | coco | imagefolder")
     data.add_argument("path", nargs="?", help="shard pattern, CSV/TSV, COCO JSON or image-folder root")
@@ -164,6 +209,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--grid", type=Path, metavar="PNG", help="save the first 16 samples with captions here")
     data.add_argument("--json", type=Path, metavar="PATH", help="also write the survey as JSON here")
+    export = commands.add_parser(
+        "export",
+        help="write a run's encoder as a plain timm model (weights + timm's config.json)",
+        description="Write the encoder of a checkpoint as a timm VisionTransformer: model.safetensors and"
+        " timm's config.json (architecture, model_args, pretrained_cfg with the input size and the"
+        " normalisation the run trained with), loadable with timm.create_model('local-dir:FOLDER',"
+        " pretrained=True), and by `infomug measure --timm FOLDER` and `infomug finetune --timm FOLDER`.",
+        **with_examples(
+            "infomug export runs/mae --out runs/mae/export",
+            "infomug export runs/mae/checkpoints/step_00001000 --out exports/mae_1000",
+        ),
+    )
+    export.add_argument(
+        "ckpt", type=Path, help="a run folder (its latest checkpoint), step folder or model.safetensors"
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FOLDER",
+        help="export folder (model.safetensors + config.json), or a .safetensors file (config.json"
+        " beside it)",
+    )
     add_measure_parser(commands)
     add_finetune_parser(commands)
     add_ablate_parser(commands)
@@ -219,7 +287,9 @@ def _run_data(args: argparse.Namespace) -> int:
     # Imported here so that the estimator commands do not pay for the data stack.
     from .data import DataConfig, build_dataset
     from .data.survey import iter_samples, save_sample_grid, survey_dataset
+    from .models import OBJECTIVE_NAMES
     from .train.config import apply_overrides
+    from .train.engine import CAPTION_OBJECTIVES
     from .train.typed import build_dataclass
 
     for text in args.set:
@@ -232,9 +302,16 @@ def _run_data(args: argparse.Namespace) -> int:
         if str(error).startswith("unknown config key"):
             raise ValueError(f"unknown data setting: {error}") from error
         raise
-    dataset = build_dataset(config, split=args.split, augmentation="eval")
+    # Samples without a caption are read, not skipped, so the survey can say which objectives they serve.
+    dataset = build_dataset(config, split=args.split, augmentation="eval", require_captions=False)
     name = f"{args.source} {args.path}" if args.path else args.source
-    survey = survey_dataset(dataset, f"{name} ({args.split})", limit=args.limit)
+    survey = survey_dataset(
+        dataset,
+        f"{name} ({args.split})",
+        limit=args.limit,
+        objectives=OBJECTIVE_NAMES,
+        caption_objectives=CAPTION_OBJECTIVES,
+    )
     print(survey)
     if args.grid is not None:
         samples = list(iter_samples(dataset, 16))
@@ -246,12 +323,25 @@ def _run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_export(args: argparse.Namespace) -> int:
+    from .models.export import CONFIG_FILE
+    from .train.export import export_checkpoint
+
+    weights = export_checkpoint(args.ckpt, args.out)
+    folder = weights.parent
+    print(f"encoder: {weights}\ntimm config: {folder / CONFIG_FILE}")
+    print(
+        f"load it: timm.create_model('local-dir:{folder}', pretrained=True); infomug measure --timm {folder}"
+    )
+    return 0
+
+
 def _run_train(args: argparse.Namespace) -> int:
     import logging
     import os
     import time
 
-    from .train import TrainingDiverged, config_from_files, latest_checkpoint, train
+    from .train import TrainingDiverged, TrainingInterrupted, config_from_files, latest_checkpoint, train
 
     # torchrun's environment, read here because the process group is created (and gone) inside train.
     rank, processes = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -274,7 +364,11 @@ def _run_train(args: argparse.Namespace) -> int:
         if rank == 0:  # every process stops at the same step, with the same message
             print(f"infomug train: {error}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
+    except TrainingInterrupted as stopped:
+        if rank == 0:  # every process stopped at the same step
+            print(f"\ninfomug train: {stopped}", file=sys.stderr)
+        return stopped.exit_status
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the first step
         if rank == 0:
             latest = latest_checkpoint(out)
             kept = f"the latest checkpoint is {latest}" if latest else "no checkpoint was written yet"
@@ -299,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _run_data(args)
+        if args.command == "export":
+            return _run_export(args)
         if args.command == "train":
             return _run_train(args)
         if args.command == "measure":

@@ -34,10 +34,25 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Image, Markdown, display
 
+import infomug
 from infomug.measure import get_budget, measure, read_report
 from infomug.measure.headline import headline_section
 from infomug.train import load_config, read_metrics, train
 from infomug.train.tiny import TINY_MODEL_OVERRIDES
+
+
+def repository_root() -> Path:
+    """The checkout this notebook belongs to, wherever the kernel started (Jupyter starts it in
+    `notebooks/`, `python notebooks/NN_*.py` in the root): the first folder up from the working folder
+    that holds `experiments/configs/`, else the one that holds the installed package (an editable install)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents, Path(infomug.__file__).resolve().parents[1]):
+        if (folder / "experiments" / "configs").is_dir() and (folder / "infomug").is_dir():
+            return folder
+    raise FileNotFoundError(f"no infomug checkout (a folder with experiments/configs/) above {here}")
+
+
+ROOT = repository_root()
 
 MODE = os.environ.get("INFOMUG_NOTEBOOK_MODE", "full")
 if MODE not in ("smoke", "full"):
@@ -78,7 +93,7 @@ if SMOKE:
         decoder_max_epochs=5,
     )
 else:
-    RUN_DIR = Path("runs/notebook_02")
+    RUN_DIR = ROOT / "runs" / "notebook_02"
     OVERRIDES = [
         "train.steps=300",
         "train.eval_every=100",
@@ -97,7 +112,7 @@ print(f"mode: {MODE}; run folder: {RUN_DIR}")
 # `config.yaml`, `metrics.jsonl`, `checkpoints/step_*/` and a `latest` pointer.
 
 # %%
-config = load_config("experiments/configs/mug_cpu.yaml", OVERRIDES)
+config = load_config(ROOT / "experiments" / "configs" / "mug_cpu.yaml", OVERRIDES)
 result = train(config, RUN_DIR, progress=False)
 print(f"steps: {result.steps}  checkpoint: {result.checkpoint}  {result.seconds:.1f} s")
 print("last train record:", {k: round(v, 4) for k, v in result.train_metrics.items() if k.startswith("loss")})
@@ -174,6 +189,9 @@ display(Markdown("\n".join(headline_section(report))))
 #   effective rank of the features, a proxy to compare within one objective only.
 # * **I(T; caption) ≥** — InfoNCE against a bag-of-words text feature (last layer only in the `quick`
 #   budget), at most log K.
+#
+# The quick budget measures the kNN bound and the geometry diagnostics on the last layer only
+# (`diagnostic_layers`; `full` on every layer): the other rows leave those cells empty.
 
 
 # %%
@@ -183,7 +201,12 @@ def mean(values):
 
 
 def layer_row(layer, plane_sigma):
-    knn = mean(row["knn_on_probe_logits"].value for row in layer.label_information.values())
+    # Ross's kNN and the diagnostics are measured on the last layer only in the quick budget.
+    knn = mean(
+        row["knn_on_probe_logits"].value
+        for row in layer.label_information.values()
+        if "knn_on_probe_logits" in row
+    )
     probe_ce = mean(row["probe_cross_entropy"].value for row in layer.label_information.values())
     probe = mean(row["linear_probe"].value for row in layer.transfer.values())
     majority = mean(row["linear_probe"].baseline for row in layer.transfer.values())
@@ -192,7 +215,7 @@ def layer_row(layer, plane_sigma):
     caption = layer.caption_information
     return [
         layer.layer,
-        f"{knn:.3f}",
+        f"{knn:.3f}" if not math.isnan(knn) else "",
         f"{probe_ce:.3f}",
         f"{100 * probe:.1f}% ({100 * majority:.1f}%)",
         f"{100 * neighbours:.1f}%",

@@ -38,6 +38,7 @@ import torch
 from IPython.display import Markdown, display
 from scipy import stats
 
+import infomug
 from infomug.ablation import run_sweep, spec_from_dict
 from infomug.ablation.plots import (
     plot_caption_noise,
@@ -49,6 +50,20 @@ from infomug.ablation.report import read_sweep_results
 from infomug.ablation.stats import CONFIDENCE, EXACT_UP_TO
 from infomug.train.tiny import TINY_MODEL_OVERRIDES
 
+
+def repository_root() -> Path:
+    """The checkout this notebook belongs to, wherever the kernel started (Jupyter starts it in
+    `notebooks/`, `python notebooks/NN_*.py` in the root): the first folder up from the working folder
+    that holds `experiments/configs/`, else the one that holds the installed package (an editable install)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents, Path(infomug.__file__).resolve().parents[1]):
+        if (folder / "experiments" / "configs").is_dir() and (folder / "infomug").is_dir():
+            return folder
+    raise FileNotFoundError(f"no infomug checkout (a folder with experiments/configs/) above {here}")
+
+
+ROOT = repository_root()
+
 MODE = os.environ.get("INFOMUG_NOTEBOOK_MODE", "full")
 if MODE not in ("smoke", "full"):
     raise ValueError(f"INFOMUG_NOTEBOOK_MODE must be 'smoke' or 'full', got {MODE!r}")
@@ -57,7 +72,7 @@ SEED = 0
 torch.manual_seed(SEED)
 if SMOKE:
     torch.set_num_threads(1)
-RESULTS = Path("experiments/results/ablation/ablation.json")
+RESULTS = ROOT / "experiments" / "results" / "ablation" / "ablation.json"
 print(f"mode: {MODE}")
 
 # %% [markdown]

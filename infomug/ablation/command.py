@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from infomug.cli_help import with_examples
+
 
 def _shard(text: str) -> tuple[int, int]:
     index, separator, count = text.partition("/")
@@ -31,7 +33,12 @@ def add_ablate_parser(commands: argparse._SubParsersAction) -> None:
         help="the objective / lambda_L / caption-noise sweep: train, measure, aggregate over seeds",
         description="Train every variant of a sweep file once per seed on the same data and step budget,"
         " measure every checkpoint with `infomug measure`, and write ablation.md, ablation.json and plots"
-        " (mean and 95%% t-interval over seeds). Rerunning the same command resumes an interrupted sweep.",
+        " (mean and 95% t-interval over seeds). Rerunning the same command resumes an interrupted sweep.",
+        **with_examples(
+            "infomug ablate --config experiments/configs/ablation_cpu.yaml --out runs/ablation_cpu",
+            "infomug ablate --out runs/ablation_cpu --shard 0/2   # and --shard 1/2 in a second process",
+            "infomug ablate --out runs/ablation_cpu --report      # rewrite the report from what is there",
+        ),
     )
     parser.add_argument(
         "--config",

@@ -5,7 +5,7 @@ world = build_dataset(DataConfig(source="world"), split="train")   # a Dataset o
 """
 
 from .bad_samples import BadSampleCounts
-from .build import AUGMENTATIONS, SOURCES, DataConfig, build_dataset, make_transform
+from .build import AUGMENTATIONS, SOURCES, DataConfig, build_dataset, data_normalisation, make_transform
 from .coco import CocoCaptions
 from .collate import CaptionCollate
 from .csv_pairs import CsvPairs
@@ -50,6 +50,7 @@ __all__ = [
     "WorldConfig",
     "build_dataset",
     "build_tokenizer",
+    "data_normalisation",
     "encode_batch",
     "eval_transform",
     "expand_shards",

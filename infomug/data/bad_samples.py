@@ -19,6 +19,7 @@ asked for, so one pass over the whole dataset counts every bad sample exactly on
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -261,4 +262,8 @@ class FallbackDataset(Dataset):
                     self._known_bad[position] = bad
             if step == 0:
                 self._tracker.record(bad.reason, bad.key, bad.detail)
-        raise ValueError(f"every one of the {size} samples of {self.source} is bad: {self.bad_samples}")
+        # Only the index asked for is counted in `bad_samples`; the message counts every sample tried.
+        reasons = Counter(bad.reason for bad in self._known_bad.values())
+        found = ", ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
+        example = self._known_bad[index]
+        raise ValueError(f"every one of the {size} samples of {self.source} is bad ({found}); e.g. {example}")

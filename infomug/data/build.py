@@ -41,7 +41,8 @@ class DataConfig:
         path: training data of a user source: a shard pattern (``shards/{00000..00099}.tar``), a CSV/TSV
             file, a COCO captions JSON, or an image-folder root. Unused by ``world`` and ``digits``.
         eval_path: the same for the eval split (required to build a user source's eval split).
-        image_root: COCO's image folder, or the folder CSV paths are relative to (default: the CSV's).
+        image_root: COCO's image folder, or the folder relative CSV paths resolve against; ``None`` = the
+            working directory (open_clip's rule) or the CSV's folder, whichever holds the images.
         image_size: side of the images the encoder sees, in pixels.
         crop_scale: area range of the random resized crop used by ``pretrain`` and ``two_view``;
             ``None`` = the recipes' (MAE 0.2-1 for ``pretrain``, SimCLR 0.08-1 for ``two_view``) on users'
@@ -133,6 +134,21 @@ def make_transform(
     raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}")
 
 
+def data_normalisation(config: DataConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel ``(mean, std)`` `build_dataset` normalises ``config``'s images with, without reading
+    users' files: ``config.mean``/``std`` when set, else the embedded source's own statistics (the world's
+    at its render size, the digits' training split), else ImageNet's (users' photographs)."""
+    if config.mean is not None and config.std is not None:
+        return tuple(config.mean), tuple(config.std)
+    if config.source == "world":
+        own = ShapesWorld(config.world, split="train")
+    elif config.source == "digits":
+        own = DigitsDataset(config.digits, split="train")
+    else:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(own.mean), tuple(own.std)
+
+
 def build_dataset(
     config: DataConfig,
     split: str = "train",
@@ -140,6 +156,7 @@ def build_dataset(
     *,
     rank: int | None = None,
     world_size: int | None = None,
+    require_captions: bool = True,
 ) -> Dataset | IterableDataset:
     """The dataset ``config`` names, for ``split``, returning `Sample`s with the asked augmentation.
 
@@ -147,6 +164,9 @@ def build_dataset(
         config: a `DataConfig`.
         split: ``"train"`` or ``"eval"``; users' sources read ``path`` or ``eval_path``.
         augmentation: one of ``AUGMENTATIONS``; ``None`` = ``pretrain`` for train and ``eval`` for eval.
+        require_captions: skip and count WebDataset samples and CSV rows without a usable caption; False
+            for objectives that read no caption (``mae``, ``simclr``), which then train on image-only
+            shards and CSVs (caption ``""``). The other sources are unaffected.
         rank, world_size: WebDataset shard split; ``None`` = from `torch.distributed` or the environment.
 
     Returns:
@@ -179,7 +199,7 @@ def build_dataset(
     elif config.source == "digits":
         dataset = DigitsDataset(config.digits, split=split)
     else:
-        dataset = _user_dataset(config, split, rank, world_size)
+        dataset = _user_dataset(config, split, rank, world_size, require_captions)
     mean = config.mean or getattr(dataset, "mean", None) or IMAGENET_MEAN
     std = config.std or getattr(dataset, "std", None) or IMAGENET_STD
     dataset.mean, dataset.std = tuple(mean), tuple(std)
@@ -188,7 +208,7 @@ def build_dataset(
 
 
 def _user_dataset(
-    config: DataConfig, split: str, rank: int | None, world_size: int | None
+    config: DataConfig, split: str, rank: int | None, world_size: int | None, require_captions: bool
 ) -> Dataset | IterableDataset:
     path = config.path if split == "train" else config.eval_path
     if path is None:
@@ -197,6 +217,7 @@ def _user_dataset(
         return WebDatasetShards(
             path,
             label_keys=tuple(config.label_keys),
+            require_caption=require_captions,
             max_caption_chars=config.max_caption_chars,
             shuffle_shards=split == "train",
             shuffle_buffer=config.shuffle_buffer if split == "train" else 0,
@@ -212,6 +233,7 @@ def _user_dataset(
             separator=config.csv_separator,
             image_root=config.image_root,
             label_keys=tuple(config.label_keys),
+            require_caption=require_captions,
             max_caption_chars=config.max_caption_chars,
         )
     if config.source == "coco":

@@ -6,16 +6,23 @@ open_clip's ``--train-data pairs.csv`` reads a tab-separated file with columns `
     filepath        title
     images/0.jpg    a red circle on a blue background
 
-Relative image paths are resolved against the CSV's folder (or ``image_root``). Rows with a missing,
-empty or over-long caption are found while the file is read; unreadable or missing images when they
-are loaded. Either way a bad row returns the next good one and is counted (see
-`infomug.data.bad_samples.FallbackDataset`).
+Relative image paths: open_clip opens each path as written, so they resolve against the working
+directory. Here they resolve against ``image_root`` if given; else against the working directory
+(open_clip's rule) or the CSV's folder, whichever holds more of the first `PATH_CHECKS` relative paths
+(ties go to open_clip's rule). The rule used is logged and kept as ``path_rule``.
+
+Rows with a missing, empty or over-long caption are found while the file is read; unreadable or missing
+images when they are loaded. Either way a bad row returns the next good one and is counted (see
+`infomug.data.bad_samples.FallbackDataset`). With ``require_caption=False`` (image-only objectives) the
+caption column may be absent and rows without a caption are kept, with caption ``""``.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,12 +36,66 @@ from .bad_samples import (
 from .decode import Transform, apply_transform, load_image_file
 from .sample import Sample
 
+logger = logging.getLogger(__name__)
+
+PATH_CHECKS = 64
+"""Relative image paths looked up to choose the folder they resolve against (a stat each, twice)."""
+
 
 def _parse_number(text: str) -> int | float:
     try:
         return int(text)
     except ValueError:
         return float(text)
+
+
+def resolve_image_root(
+    csv_path: str | os.PathLike, images: Sequence[str], image_root: str | os.PathLike | None = None
+) -> tuple[Path, str]:
+    """The folder the relative paths among ``images`` resolve against, and a sentence saying which rule.
+
+    ``image_root`` if given; else the working directory (open_clip's rule) unless the CSV's folder holds
+    more of the first `PATH_CHECKS` relative paths. Both folders are absolute, so that a later change of
+    working directory (a notebook, a DataLoader worker) does not move the images.
+
+    Args:
+        csv_path: the CSV/TSV file.
+        images: the image column, as written.
+        image_root: an explicit folder (``data.image_root``).
+
+    Returns:
+        ``(folder, rule)``; ``rule`` names the folder and, when detected, how many paths exist where.
+    """
+    if image_root is not None:
+        return Path(image_root), f"relative image paths resolve against image_root {image_root}"
+    cwd, folder = Path.cwd(), Path(csv_path).resolve().parent
+    relative = [image for image in images if image and not os.path.isabs(image)][:PATH_CHECKS]
+    if not relative:
+        return cwd, "image paths are absolute"
+    if folder == cwd:
+        return cwd, f"relative image paths resolve against the working directory {cwd}, the CSV's folder"
+    in_cwd = sum((cwd / image).is_file() for image in relative)
+    in_folder = sum((folder / image).is_file() for image in relative)
+    if in_cwd == in_folder == 0:
+        logger.warning(
+            "%s: none of the first %d relative image paths (e.g. %s) exists under the working directory %s"
+            " or the CSV's folder %s; set data.image_root to the folder they are relative to",
+            csv_path,
+            len(relative),
+            relative[0],
+            cwd,
+            folder,
+        )
+    checked = f"of the first {len(relative)} relative paths"
+    if in_folder > in_cwd:
+        return folder, (
+            f"relative image paths resolve against the CSV's folder {folder} ({in_folder} {checked} exist"
+            f" there, {in_cwd} under the working directory {cwd}; data.image_root overrides)"
+        )
+    return cwd, (
+        f"relative image paths resolve against the working directory {cwd}, open_clip's rule ({in_cwd}"
+        f" {checked} exist there, {in_folder} under the CSV's folder {folder}; data.image_root overrides)"
+    )
 
 
 class CsvPairs(FallbackDataset):
@@ -46,22 +107,25 @@ class CsvPairs(FallbackDataset):
         img_key: column of image paths (open_clip's ``--csv-img-key``).
         caption_key: column of captions (``--csv-caption-key``).
         separator: field separator (``--csv-separator``); ``","`` for CSV.
-        image_root: folder relative paths are resolved against; default the CSV's folder.
+        image_root: folder relative paths are resolved against; None = the working directory or the
+            CSV's folder, detected (see `resolve_image_root`).
         label_keys: numeric columns kept as ``labels`` (int if they parse as int, else float); a row
             whose value does not parse is skipped as ``bad_labels``.
+        require_caption: skip rows without a usable caption; False for image-only objectives (the
+            caption column may then be missing; captions are ``""`` where absent).
         max_caption_chars: longer captions are skipped as ``caption_too_long``.
         max_workers: most DataLoader workers the bad-sample counters have rows for.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if a named column is missing, the file has no rows, or no row has a usable caption.
+        ValueError: if a named column is missing, the file has no rows, or no row is usable.
 
     Attributes:
-        has_captions: True.
+        has_captions: ``require_caption``.
+        image_root: the folder relative image paths resolve against.
+        path_rule: a sentence saying which folder that is and why.
         bad_samples: `BadSampleCounts`, workers included.
     """
-
-    has_captions = True
 
     def __init__(
         self,
@@ -73,6 +137,7 @@ class CsvPairs(FallbackDataset):
         separator: str = "\t",
         image_root: str | os.PathLike | None = None,
         label_keys: Sequence[str] = (),
+        require_caption: bool = True,
         max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
         max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> None:
@@ -86,13 +151,14 @@ class CsvPairs(FallbackDataset):
         super().__init__(str(path), max_workers)
         self.path = path
         self.transform = transform
-        self.image_root = Path(image_root) if image_root is not None else path.parent
+        self.has_captions = require_caption
         # utf-8-sig: spreadsheet programs start UTF-8 files with a byte-order mark, which would otherwise
         # stick to the first column's name (pandas, which open_clip reads with, drops it too).
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, delimiter=separator)
             columns = reader.fieldnames or []
-            for column in (img_key, caption_key, *label_keys):
+            needed = (img_key, caption_key) if require_caption or caption_key in columns else (img_key,)
+            for column in (*needed, *label_keys):
                 if column not in columns:
                     raise ValueError(
                         f"{path}: no column {column!r} (columns: {columns}, separator {separator!r}); "
@@ -101,6 +167,10 @@ class CsvPairs(FallbackDataset):
             rows = [(reader.line_num, row) for row in reader]
         if not rows:
             raise ValueError(f"{path} has a header but no rows")
+        self.image_root, self.path_rule = resolve_image_root(
+            path, [row.get(img_key) or "" for _, row in rows], image_root
+        )
+        logger.info("%s: %s", path, self.path_rule)
         self._images: list[Path] = []
         self._captions: list[str] = []
         self._labels: list[dict[str, int | float]] = []
@@ -113,7 +183,7 @@ class CsvPairs(FallbackDataset):
             self._captions.append((caption or "").strip())
             self._labels.append({})
             problem = caption_problem(caption, max_caption_chars)
-            if problem is not None:
+            if problem is not None and (require_caption or problem == "caption_too_long"):
                 self._mark_bad(index, BadSample(problem, name))
             elif not image:
                 self._mark_bad(index, BadSample("missing_image", name, "empty image path"))
@@ -123,8 +193,9 @@ class CsvPairs(FallbackDataset):
                 except (TypeError, ValueError) as error:
                     self._mark_bad(index, BadSample("bad_labels", name, str(error)))
         if len(self._known_bad) == len(rows):
-            reasons = sorted({bad.reason for bad in self._known_bad.values()})
-            raise ValueError(f"{path}: none of the {len(rows)} rows is usable ({', '.join(reasons)})")
+            reasons = Counter(bad.reason for bad in self._known_bad.values())
+            found = ", ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
+            raise ValueError(f"{path}: none of the {len(rows)} rows is usable ({found})")
 
     def __len__(self) -> int:
         return len(self._captions)

@@ -1,5 +1,6 @@
-"""Look at a dataset before training on it: how many samples are usable, what the captions look like, what
-the embedded data's factors are worth in nats, and a grid of images with their captions.
+"""Look at a dataset before training on it: how many samples are usable, how many carry a caption and so
+which objectives the data serves, what the captions look like, what the embedded data's factors are worth in
+nats, and a grid of images with their captions.
 
 `infomug data` prints a `DataSurvey`; the library calls are `survey_dataset` and `save_sample_grid`.
 """
@@ -37,6 +38,10 @@ class DataSurvey:
         bad_samples: counts by reason, with examples (None for generated data, which has none).
         factor_entropies: exact entropy of each factor in nats, where the data knows it.
         caption_information: exact I(caption; factor) in nats, where the data knows it.
+        captioned: usable samples with a non-empty caption.
+        serves: ``{objective: samples it would train on}`` for the objectives asked about: all usable
+            samples for an image-only objective, the captioned ones for a caption objective (0: not served).
+        path_rule: where a CSV's relative image paths resolve, and why ("" for other sources).
     """
 
     name: str
@@ -48,9 +53,31 @@ class DataSurvey:
     bad_samples: BadSampleCounts | None = None
     factor_entropies: dict[str, float] = field(default_factory=dict)
     caption_information: dict[str, float] = field(default_factory=dict)
+    captioned: int = 0
+    serves: dict[str, int] = field(default_factory=dict)
+    path_rule: str = ""
+
+    def served(self) -> str:
+        """E.g. ``"serves mae, simclr; not mug, clip"``: which of `serves` train on this data, and on what."""
+        every = [name for name, count in self.serves.items() if count == self.samples]
+        some = [name for name, count in self.serves.items() if 0 < count < self.samples]
+        none = [name for name, count in self.serves.items() if count == 0]
+        parts = [f"serves {', '.join(every)}"] if every else []
+        if some:
+            skipped = self.samples - self.captioned
+            parts.append(
+                f"{', '.join(some)} on the {self.captioned:,} captioned (the other {skipped:,} skipped)"
+            )
+        if none:
+            parts.append(f"not {', '.join(none)}")
+        return "; ".join(parts)
 
     def __str__(self) -> str:
         lines = [f"{self.name}: {self.samples:,} good samples, images {list(self.image_shape)}"]
+        if self.serves:
+            lines.append(f"captions: {self.captioned:,} of {self.samples:,} samples \u2192 {self.served()}")
+        if self.path_rule:
+            lines.append(f"image paths: {self.path_rule}")
         if self.caption_chars:
             stats = ", ".join(f"{key} {value:g}" for key, value in self.caption_chars.items())
             lines.append(f"caption length (characters): {stats}")
@@ -85,6 +112,9 @@ class DataSurvey:
             "bad_samples": bad,
             "factor_entropies": self.factor_entropies,
             "caption_information": self.caption_information,
+            "captioned": self.captioned,
+            "serves": self.serves,
+            "path_rule": self.path_rule,
         }
 
 
@@ -97,17 +127,27 @@ def iter_samples(dataset: Dataset | IterableDataset, limit: int | None = None) -
 
 
 def survey_dataset(
-    dataset: Dataset | IterableDataset, name: str, limit: int | None = None, show: int = 5
+    dataset: Dataset | IterableDataset,
+    name: str,
+    limit: int | None = None,
+    show: int = 5,
+    *,
+    objectives: Sequence[str] = (),
+    caption_objectives: Sequence[str] = (),
 ) -> DataSurvey:
     """Read up to ``limit`` samples (all if None) and summarise them.
 
-    Bad samples are skipped and counted by the readers themselves; the survey reports their counts.
+    Bad samples are skipped and counted by the readers themselves; the survey reports their counts. To
+    say which objectives the data serves, build the dataset with ``require_captions=False`` (see
+    `infomug.data.build_dataset`), so that samples without a caption are read, not skipped.
 
     Args:
         dataset: any dataset of `Sample` (map-style or iterable).
         name: label for the report.
         limit: most samples to read.
         show: how many captions to keep as examples.
+        objectives: objective names to report on in `DataSurvey.serves` (none: no report).
+        caption_objectives: those among ``objectives`` that need a caption per sample.
 
     Returns:
         A `DataSurvey`.
@@ -118,21 +158,28 @@ def survey_dataset(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be positive, got {limit}")
     before = getattr(dataset, "bad_samples", None)
-    count, image_shape, lengths, captions, labels = 0, (), [], [], None
+    # A map-style reader answers a bad index with the next good sample, counting the bad one: a read that
+    # raised the count returned a stand-in, which is not a usable sample.
+    stand_ins = before is not None and not isinstance(dataset, IterableDataset)
+    bad_so_far = before.total if stand_ins else 0
+    count, captioned, image_shape, lengths, captions, labels = 0, 0, (), [], [], None
     total = None if isinstance(dataset, IterableDataset) else min(limit or len(dataset), len(dataset))
     for sample in tqdm(iter_samples(dataset, limit), total=total, desc=name, disable=None, leave=False):
+        if stand_ins:
+            bad_now = dataset.bad_samples.total
+            if bad_now > bad_so_far:
+                bad_so_far = bad_now
+                continue
         count += 1
         image_shape = tuple(sample["image"].shape)
         if sample["caption"]:
+            captioned += 1
             lengths.append(len(sample["caption"]))
             if len(captions) < show:
                 captions.append(sample["caption"])
         names = set(sample["labels"])
         labels = names if labels is None else labels & names
     bad_samples = getattr(dataset, "bad_samples", None)
-    if bad_samples is not None and before is not None and not isinstance(dataset, IterableDataset):
-        # A map-style reader answers a bad index with the next good sample: that read is not a usable one.
-        count -= bad_samples.total - before.total
     if count <= 0:
         raise ValueError(f"{name}: no usable sample")
     caption_chars = {}
@@ -150,6 +197,11 @@ def survey_dataset(
         bad_samples=bad_samples,
         factor_entropies=dict(known()) if callable(known) else {},
         caption_information=dict(information()) if callable(information) else {},
+        captioned=captioned,
+        serves={
+            objective: captioned if objective in caption_objectives else count for objective in objectives
+        },
+        path_rule=getattr(dataset, "path_rule", ""),
     )
 
 

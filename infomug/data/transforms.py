@@ -147,7 +147,7 @@ def two_view_transform(
 def eval_transform(
     image_size: int, mean: Sequence[float], std: Sequence[float], crop_fraction: float = 1.0
 ) -> v2.Compose:
-    """Deterministic evaluation transform: resize the short side, center crop, normalise.
+    """Deterministic evaluation transform: resize the short side, center crop, clamp to [0, 1], normalise.
 
     Args:
         image_size: output side ``S``.
@@ -170,6 +170,9 @@ def eval_transform(
             *_to_float(),
             v2.Resize(resized, interpolation=InterpolationMode.BICUBIC, antialias=True),
             v2.CenterCrop(image_size),
+            # Bicubic resizing of a photograph overshoots [0, 1]; the measurement un-normalises eval images
+            # and refuses pixels outside it (timm, resizing uint8 images with PIL, clamps as well).
+            ClampUnit(),
             v2.Normalize(list(mean), list(std)),
             v2.ToPureTensor(),
         ]

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from infomug.cli_help import with_examples
+
 MODES_HELP = "comma-separated modes: linear, partial, full (default all three)"
 
 
@@ -35,14 +37,19 @@ def add_finetune_parser(commands: argparse._SubParsersAction) -> None:
         " over several seeds, the learning rate (L2 penalty for linear) chosen on a validation split, a"
         " from-scratch reference of the same architecture beside them. Writes finetune.json, finetune.md"
         " and finetune.png into --out; rerunning the same command resumes.",
+        **with_examples(
+            "infomug finetune --ckpt runs/mae --ckpt runs/clip --out runs/finetune",
+            "infomug finetune --ckpt runs/mae --task digits --mode linear,full --labels 1000,all --seeds 5",
+        ),
     )
     parser.add_argument("--ckpt", action="append", default=[], metavar="CKPT", help="run folder (repeatable)")
     parser.add_argument(
         "--timm",
         action="append",
         default=[],
-        metavar="NAME:WEIGHTS",
-        help="a timm ViT by name with a local .safetensors/.pt weights file (nothing is downloaded)",
+        metavar="NAME:WEIGHTS|EXPORT",
+        help="a timm ViT by name with a local .safetensors/.pt weights file, or an `infomug export` folder"
+        " (its config.json gives the architecture; nothing is downloaded)",
     )
     parser.add_argument(
         "--task",

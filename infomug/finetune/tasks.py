@@ -14,6 +14,11 @@ task                   what it tests
 ``csv:PATH[:COLUMN]``  the user's CSV/TSV with a ``filepath`` column and a label column (``label``)
 =====================  ===========================================================================
 
+A user CSV's relative ``filepath``s resolve as the training reader resolves them
+(`infomug.data.csv_pairs.resolve_image_root`): against the working directory, open_clip's rule, unless the
+CSV's own folder holds more of them. A folder task needs class sub-folders: a flat folder of photos has
+no label to fine-tune on.
+
 World tasks train on the world's training stream (images the encoder was pre-trained on, as ImageNet
 fine-tuning reuses ImageNet) and test on its eval stream. Images are kept as uint8 ``[N, 3, S, S]``;
 `Task.augmentation` says which augmentation keeps the labels true (world labels describe positions and
@@ -34,6 +39,7 @@ import torch.nn.functional as F
 
 from infomug.data import DigitsConfig, DigitsDataset, ImageFolder, ShapesWorld, WorldConfig
 from infomug.data.bad_samples import BadSample
+from infomug.data.csv_pairs import resolve_image_root
 from infomug.data.decode import load_image_file
 from infomug.data.world_shifted import ShiftedWorld, ShiftedWorldConfig
 
@@ -277,6 +283,11 @@ def _user_task(spec: str, images: list[torch.Tensor], labels: list[str], image_s
 
 def _folder_task(spec: str, root: Path, image_size: int) -> Task:
     folder = ImageFolder(root)
+    if not folder.labelled:
+        raise ValueError(
+            f"task {spec!r}: {root} is a flat folder of images, with no label to fine-tune on; put each"
+            " class's images in a sub-folder of its own (PATH/CLASS/image.jpg)"
+        )
     images, labels = [], []
     for path, code in folder.files:
         try:
@@ -298,11 +309,14 @@ def _csv_task(spec: str, path: Path, column: str, image_size: int) -> Task:
     for needed in ("filepath", column):
         if needed not in header:
             raise ValueError(f"task {spec!r}: {path} has no column {needed!r} (columns: {sorted(header)})")
+    # The training reader's rule, so that a CSV that trains also fine-tunes from the same directory.
+    image_root, rule = resolve_image_root(path, [row["filepath"] or "" for row in rows])
+    logger.info("task %s: %s", spec, rule)
     images, labels = [], []
     for row in rows:
         value = (row[column] or "").strip()
-        file = Path(row["filepath"])
-        file = file if file.is_absolute() else path.parent / file
+        file = Path(row["filepath"] or "")
+        file = file if file.is_absolute() else image_root / file
         if not value:
             logger.warning("task %s: skipping %s (empty label)", spec, file)
             continue

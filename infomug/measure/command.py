@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from infomug.cli_help import with_examples
+
 if TYPE_CHECKING:  # the measure stack is imported only when the command runs
     from infomug.measure.results import Report
 
@@ -26,6 +28,11 @@ def add_measure_parser(commands: argparse._SubParsersAction) -> None:
         " report I(T; label), I(X; T_sigma), H(T), effective rank, I(T; caption), the decoders' bounds and"
         " linear-probe / k-NN accuracy, every number with its estimator, settings and uncertainty."
         " Writes measure.json, measure.md and plots into --out.",
+        **with_examples(
+            "infomug measure --ckpt runs/mae --ckpt runs/clip --out runs/mae_vs_clip",
+            "infomug measure --ckpt runs/mug --layers last --images 2000 --budget-set uncertainty=false",
+            "infomug measure --timm vit_small_patch16_224:weights.pth --data csv --set eval_path=val.tsv",
+        ),
     )
     parser.add_argument(
         "--ckpt",
@@ -38,8 +45,9 @@ def add_measure_parser(commands: argparse._SubParsersAction) -> None:
         "--timm",
         action="append",
         default=[],
-        metavar="NAME[:WEIGHTS]",
-        help="a timm model by name, with weights from a .safetensors/.pt file (nothing is downloaded)",
+        metavar="NAME[:WEIGHTS]|EXPORT",
+        help="a timm model by name, with weights from a .safetensors/.pt file, or an `infomug export` folder"
+        " (its config.json gives the architecture; nothing is downloaded)",
     )
     parser.add_argument(
         "--data",

@@ -40,7 +40,8 @@ def resolve_data(
     replaced by ``data`` when that names another source; else the embedded world. Without a checkpoint,
     the images are made the side the first model with a fixed input size takes (a timm ViT's
     ``img_size``; the world and digits also render at it). ``overrides`` are dotted data settings
-    (``world.eval_size=20000``), applied last.
+    (``world.eval_size=20000``), applied last; a user source given ``eval_path`` alone needs no ``path``.
+    Samples without a caption are measured too (caption measurements are then left out).
 
     Raises:
         ValueError: for an unknown source or setting, or a user source without ``eval_path``.
@@ -60,8 +61,14 @@ def resolve_data(
             if source in ("world", "digits"):
                 values[source] = {**values.get(source, {}), "image_size": size}
     values = apply_overrides(values, list(overrides))
+    if values.get("eval_path") and not values.get("path"):
+        # `--timm NAME --data csv --set eval_path=val.tsv`: the eval split reads eval_path alone, but a
+        # user source's DataConfig needs a (training) path, which a model without a run config lacks.
+        values["path"] = values["eval_path"]
     config = build_dataclass(DataConfig, values)
-    dataset = build_dataset(config, split=split, augmentation="eval")
+    # Every sample is measured, captioned or not: image-only eval data (shards without .txt, a CSV without
+    # captions, a folder of photos) leaves the caption measurements out instead of being refused.
+    dataset = build_dataset(config, split=split, augmentation="eval", require_captions=False)
     key = json.dumps({"data": plain(config), "split": split}, sort_keys=True, default=str)
     exact = getattr(dataset, "factor_entropies", None)
     world = isinstance(dataset, ShapesWorld)

@@ -2,6 +2,7 @@
 
     model = load_model("runs/demo")                         # a run folder: its latest checkpoint
     model = load_model("timm:vit_small_patch16_224:w.pth")  # a timm architecture + local weights
+    model = load_model("timm:runs/demo/export")             # an export: architecture from its config.json
     anchor = random_init_like(model)                        # same architecture, untrained
 
 Nothing is ever downloaded: timm models are built with ``pretrained=False`` and weights come only from
@@ -19,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import timm
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
 from infomug.data import DataConfig, Tokenizer, build_tokenizer
+from infomug.models.export import CONFIG_FILE, find_timm_config, timm_model_kwargs
+from infomug.models.weights import load_state_strict, read_state_dict
 from infomug.objectives import build_objective
 from infomug.train.checkpoint import load_model_weights, read_checkpoint_info
 from infomug.train.checkpoint_folders import CHECKPOINTS_DIR, MODEL_FILE, CheckpointError, resolve_checkpoint
@@ -37,7 +38,8 @@ from .results import RANDOM_INIT_SUFFIX
 logger = logging.getLogger(__name__)
 
 TIMM_PREFIX = "timm:"
-_FEW = 5  # keys named in a "does not fit" error
+LOCAL_DIR_PREFIX = "local-dir:"  # timm's own prefix of a model folder (`timm.create_model("local-dir:...")`)
+_FEW = 5  # names in a warning before "and N more"
 _HASH_CHUNK = 1 << 20
 
 
@@ -125,11 +127,16 @@ def load_timm(
 ) -> LoadedModel:
     """Build a timm model (never downloading anything) and optionally load local weights, strictly.
 
+    A timm ``config.json`` beside the weights (an `infomug export`, or a model folder saved by timm)
+    gives the model's keyword arguments (``model_args``) and its ``pretrained_cfg``; ``kwargs`` override
+    them.
+
     Args:
         name: A timm architecture, e.g. ``"vit_small_patch16_224"``.
         weights: A ``.safetensors`` file, or a ``.pt`` / ``.pth`` / ``.bin`` state dict read with
             ``torch.load(weights_only=True)`` (a dict nesting it under ``"model"``, ``"state_dict"`` or
-            ``"module"`` is unwrapped). None keeps timm's random initialisation.
+            ``"module"`` is unwrapped); or an export folder, or its ``config.json``. None keeps timm's
+            random initialisation.
         device: Where the model goes.
         **kwargs: Passed to ``timm.create_model`` (``img_size``, ``num_classes=0``, ...).
 
@@ -137,21 +144,41 @@ def load_timm(
         The `LoadedModel` (``source="timm:NAME"``, no objective); the fingerprint hashes the state dict.
 
     Raises:
-        ValueError: ``pretrained=True`` is asked (this would download); timm does not know ``name``; an
-            unknown suffix; the weights do not fit the model (naming a few keys).
+        ValueError: ``pretrained=True`` is asked (this would download); timm does not know ``name``, or
+            the ``config.json`` names another architecture; an unknown suffix; the weights do not fit the
+            model (naming a few keys).
         FileNotFoundError: ``weights`` does not exist.
     """
     if kwargs.pop("pretrained", False):
         raise ValueError("load_timm never downloads weights: pass a local file as weights= instead")
     if not timm.is_model(name):
         raise ValueError(f"timm has no model named {name!r} (see timm.list_models())")
+    label = None
+    if weights is not None:
+        weights = Path(weights)
+        export = find_timm_config(weights)
+        if export is not None:
+            config, weights = export
+            if config["architecture"] != name:
+                raise ValueError(
+                    f"{weights.parent / CONFIG_FILE} describes a {config['architecture']}, not a {name}: use"
+                    f" timm:{config['architecture']}:{weights}"
+                )
+            kwargs = {**timm_model_kwargs(config), **kwargs}
+        label = weights.name if export is None else f"{weights.parent.name}/{weights.name}"
     with torch.random.fork_rng(devices=[]) if weights is not None else contextlib.nullcontext():
         model = timm.create_model(name, pretrained=False, **kwargs)
     if weights is not None:
-        _load_state_strict(model, _read_state_dict(Path(weights)), Path(weights))
+        load_state_strict(
+            model,
+            read_state_dict(weights),
+            weights,
+            hint="Check the architecture name and its keyword arguments (img_size, patch_size, num_classes,"
+            " ...)",
+        )
     model.to(device).eval()
     return LoadedModel(
-        name=name if weights is None else f"{name} ({Path(weights).name})",
+        name=name if label is None else f"{name} ({label})",
         encoder=model,
         objective=None,
         objective_name=None,
@@ -228,8 +255,10 @@ def random_init_like(model: LoadedModel, seed: int = 0) -> LoadedModel:
 
 
 def load_model(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
-    """The CLI's model argument: ``"timm:NAME[:WEIGHTS_PATH]"`` or a checkpoint path.
+    """The CLI's model argument: ``"timm:NAME[:WEIGHTS_PATH]"``, ``"timm:EXPORT"`` or a checkpoint path.
 
+    ``timm:EXPORT`` (or timm's own ``timm:local-dir:EXPORT``) is an `infomug export` folder, its
+    ``config.json`` or its weights file: the architecture is the one its ``config.json`` names.
     ``timm:NAME`` without weights is timm's random initialisation drawn under seed 0 (inside
     `torch.random.fork_rng`), so that the same spec always measures the same weights (and hits the
     feature cache); it is named ``"NAME (random init, no weights)"`` and a warning is logged.
@@ -239,7 +268,10 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
         FileNotFoundError, CheckpointError: as `load_checkpoint` / `load_timm`.
     """
     if spec.startswith(TIMM_PREFIX):
-        name, _, weights = spec[len(TIMM_PREFIX) :].partition(":")
+        rest = spec[len(TIMM_PREFIX) :]
+        if rest.startswith(LOCAL_DIR_PREFIX) or (rest and not timm.is_model(rest) and Path(rest).exists()):
+            return _load_export(rest.removeprefix(LOCAL_DIR_PREFIX), device)
+        name, _, weights = rest.partition(":")
         if not name:
             raise ValueError(f"model spec {spec!r} names no timm architecture: use timm:NAME[:WEIGHTS_PATH]")
         if weights:
@@ -252,6 +284,16 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
         model.name = f"{name} (random init, no weights)"
         return model
     return load_checkpoint(spec, device=device)
+
+
+def _load_export(path: str, device: str | torch.device) -> LoadedModel:
+    found = find_timm_config(path)
+    if found is None:
+        raise ValueError(
+            f"{path} has no timm {CONFIG_FILE} beside it: name its architecture, timm:NAME:{path}"
+        )
+    config, weights = found
+    return load_timm(config["architecture"], weights, device=device)
 
 
 def fixed_input_size(encoder: nn.Module) -> int | None:
@@ -356,56 +398,6 @@ def _checkpoint_tokenizer(folder: Path, run_config: Any) -> Tokenizer | None:
         "%s has no %s: caption measurements that need the tokenizer are skipped", folder, TOKENIZER_FILE
     )
     return None
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no such weights file: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        try:
-            return safetensors.torch.load_file(path, device="cpu")
-        except SafetensorError as error:
-            raise ValueError(f"{path} is truncated or corrupt: {error}") from error
-    if suffix not in (".pt", ".pth", ".bin"):
-        raise ValueError(f"weights must be .safetensors, .pt, .pth or .bin, got {path.name}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for refused or broken pickles
-        raise ValueError(f"cannot read {path} as a plain state dict (weights_only=True): {error}") from error
-    for wrapper in ("model", "state_dict", "module"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
-    return state
-
-
-def _load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    """``model.load_state_dict(state)`` with every key and shape checked first, in one clear error."""
-    own = model.state_dict()
-    missing = [key for key in own if key not in state]
-    unexpected = [key for key in state if key not in own]
-    mismatched = [
-        f"{key} (file {list(state[key].shape)}, model {list(own[key].shape)})"
-        for key in own
-        if key in state and state[key].shape != own[key].shape
-    ]
-    problems = [
-        f"{label}: {_few(keys)}"
-        for label, keys in (
-            ("shape mismatch", mismatched),
-            ("missing from the file", missing),
-            ("not in the model", unexpected),
-        )
-        if keys
-    ]
-    if problems:
-        raise ValueError(
-            f"{path} does not fit {type(model).__name__}: {'; '.join(problems)}. Check the architecture "
-            "name and its keyword arguments (img_size, patch_size, num_classes, ...)"
-        )
-    model.load_state_dict(state, strict=True)
 
 
 def _few(items: list[str]) -> str:

@@ -6,7 +6,14 @@ Objectives that combine them live in `infomug.objectives` (which also has `creat
 from .caption_decoder import CaptionDecoder
 from .config import OBJECTIVE_NAMES, ModelConfig
 from .encoder import MaskedViTEncoder, pool_tokens, random_masking
-from .export import encoder_state_dict, load_timm_encoder, read_timm_kwargs, save_timm_encoder
+from .export import (
+    encoder_state_dict,
+    find_timm_config,
+    load_timm_encoder,
+    read_timm_kwargs,
+    save_timm_encoder,
+    timm_config,
+)
 from .generate import generate_captions
 from .mae_decoder import MAEDecoder, masked_patch_loss, patchify, unpatchify
 from .pos_embed import sincos_2d
@@ -23,6 +30,7 @@ __all__ = [
     "ModelConfig",
     "TextEncoder",
     "encoder_state_dict",
+    "find_timm_config",
     "generate_captions",
     "get_config",
     "list_presets",
@@ -36,5 +44,6 @@ __all__ = [
     "save_reconstruction_grid",
     "save_timm_encoder",
     "sincos_2d",
+    "timm_config",
     "unpatchify",
 ]

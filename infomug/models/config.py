@@ -34,6 +34,11 @@ class ModelConfig:
         pixel_loss_weight, caption_loss_weight: MUG's lambda_V and lambda_L.
         temperature: NT-Xent temperature of ``simclr``.
         clip_initial_temperature: initial CLIP temperature (learned; logit scale clamped at 100).
+        init_from: start the encoder from these weights instead of MAE's initialisation: a run folder,
+            step folder or ``model.safetensors`` of an infomug checkpoint (its encoder), an `infomug
+            export` folder, or a timm ViT state dict (``.safetensors``, ``.pt``, ``.pth``, ``.bin``).
+            Read by `infomug.train` at a fresh start only (a resumed run restores its own weights);
+            `build_objective` ignores it. ``None`` = MAE's initialisation.
     """
 
     objective: str = "mug"
@@ -64,6 +69,7 @@ class ModelConfig:
     caption_loss_weight: float = 0.1
     temperature: float = 0.1
     clip_initial_temperature: float = 0.07
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVE_NAMES:
@@ -99,6 +105,8 @@ class ModelConfig:
             raise ValueError("loss weights must be non-negative")
         if not (self.temperature > 0 and self.clip_initial_temperature > 0 and self.mlp_ratio > 0):
             raise ValueError("temperatures and mlp_ratio must be positive")
+        if self.init_from is not None and not self.init_from.strip():
+            raise ValueError("init_from must be a path to weights, or null for MAE's initialisation")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{field: value}``, JSON/YAML serialisable."""
@@ -124,6 +132,10 @@ class ModelConfig:
 
 def _coerce(key: str, annotation: Any, value: Any) -> Any:
     kind = annotation if isinstance(annotation, str) else annotation.__name__
+    optional = kind.endswith(" | None")
+    if optional and value is None:
+        return None
+    kind = kind.removesuffix(" | None")
     if kind == "bool":
         ok = isinstance(value, bool)
     elif kind == "int":
@@ -134,5 +146,6 @@ def _coerce(key: str, annotation: Any, value: Any) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise ValueError(f"ModelConfig.{key} must be {kind}, got {type(value).__name__} {value!r}")
+        expected = f"{kind} or null" if optional else kind
+        raise ValueError(f"ModelConfig.{key} must be {expected}, got {type(value).__name__} {value!r}")
     return value

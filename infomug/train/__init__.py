@@ -3,7 +3,7 @@
     from infomug.train import load_config, train
     result = train(load_config("experiments/configs/mug_cpu.yaml", ["train.steps=200"]), "runs/demo")
 
-A run folder holds ``config.yaml``, ``metrics.jsonl``, ``samples/step_*.png`` and
+A run folder holds ``config.yaml``, ``metrics.jsonl``, ``loss.png``, ``samples/step_*.png`` and
 ``checkpoints/step_*/`` (``model.safetensors`` with the config in its metadata, ``train_state.pt``).
 """
 
@@ -37,7 +37,7 @@ from .config import (
 from .metrics import read_metrics
 from .optim import build_optimizer, learning_rate, parameter_groups
 from .resume import config_from_files
-from .trainer import RunResult, TrainingDiverged, train, train_from_files
+from .trainer import RunResult, TrainingDiverged, TrainingInterrupted, train, train_from_files
 
 __all__ = [
     "CheckpointError",
@@ -48,6 +48,7 @@ __all__ = [
     "TokenizerConfig",
     "TrainConfig",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "apply_overrides",
     "best_checkpoint",
     "build_optimizer",

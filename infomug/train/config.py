@@ -134,8 +134,12 @@ class TrainConfig:
         eval_batches: batches of the eval split per eval pass.
         sample_every: steps between reconstruction sample PNGs for ``mae``/``mug``; 0 = off.
         checkpoint_every: steps between checkpoints; 0 = only the last step (which always checkpoints).
+        checkpoint_minutes: also checkpoint at the first step ending this many minutes (wall time) after
+            the last checkpoint, so a slow run never risks more than a few minutes of work; 0 = off.
         keep_checkpoints: the newest K checkpoints kept (the best by eval loss is kept as well).
         gradient_checkpointing: recompute encoder activations in the backward pass to save memory.
+        tensorboard: also log every metric to TensorBoard, in ``RUN/tensorboard/`` (needs the
+            ``tensorboard`` package: ``pip install 'infomug[tensorboard]'``).
 
     Raises:
         ValueError: for a value outside the ranges above, naming the field.
@@ -153,8 +157,10 @@ class TrainConfig:
     eval_batches: int = 4
     sample_every: int = 250
     checkpoint_every: int = 250
+    checkpoint_minutes: float = 5.0
     keep_checkpoints: int = 3
     gradient_checkpointing: bool = False
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -167,7 +173,7 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_workers", "eval_every", "sample_every", "checkpoint_every"):
+        for name in ("num_workers", "eval_every", "sample_every", "checkpoint_every", "checkpoint_minutes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size % self.accumulation_steps:

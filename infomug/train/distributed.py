@@ -67,3 +67,15 @@ def mean_across_processes(values: dict[str, float], device: torch.device) -> dic
     torch_dist.all_reduce(packed)
     packed /= dist.world_size()
     return dict(zip(names, packed.tolist(), strict=True))
+
+
+def max_across_processes(values: list[float], device: torch.device) -> list[float]:
+    """The element-wise maximum of ``values`` over processes (one all-reduce); identity on one process.
+
+    A flag raised on any process (1.0 against 0.0) is thus raised on all: they agree on what to do next.
+    """
+    if not dist.is_distributed():
+        return list(values)
+    packed = torch.tensor(values, dtype=torch.float64, device=device)
+    torch_dist.all_reduce(packed, op=torch_dist.ReduceOp.MAX)
+    return packed.tolist()

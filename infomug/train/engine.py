@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,18 +29,22 @@ from tqdm.auto import tqdm
 
 from infomug import __version__, dist
 from infomug.data import CaptionCollate, build_dataset
-from infomug.objectives import build_objective
+from infomug.objectives import OBJECTIVES, build_objective
 from infomug.objectives.clip import MAX_LOGIT_SCALE
 
 from .checkpoint import load_model_weights, load_train_state, save_checkpoint
 from .checkpoint_folders import CheckpointError, best_checkpoint, step_folder
 from .config import RunConfig, config_to_dict, save_config
-from .distributed import barrier, mean_across_processes
+from .distributed import barrier, max_across_processes, mean_across_processes
+from .init_from import INIT_RECORD_FILE, init_encoder_from
+from .interrupt import StopSignals, TrainingInterrupted
 from .loader import TrainBatches, eval_batches, first_samples
+from .loss_plot import LOSS_PLOT_FILE, save_loss_plot
 from .metrics import MetricsLog
 from .optim import build_optimizer, learning_rate, set_learning_rate, set_optimizer_settings
 from .rng import capture_rng_state, derive_seed, restore_rng_state, seed_everything
 from .samples import save_training_samples
+from .tensorboard_log import TensorBoardLog, require_tensorboard
 from .tokenizer import TOKENIZER_FILE, run_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -158,13 +163,20 @@ class TrainingRun:
         seed_everything(derive_seed(seed, "init"))
 
         augmentation = "two_view" if self.objective == "simclr" else "pretrain"
-        self.train_data = build_dataset(config.data, "train", augmentation)
+        # An objective that reads no caption trains on image-only shards and CSVs too.
+        captions = self.objective in CAPTION_OBJECTIVES
+        self.train_data = build_dataset(config.data, "train", augmentation, require_captions=captions)
+        if captions and not getattr(self.train_data, "has_captions", True):
+            raise ValueError(
+                f"model.objective={self.objective} reads captions but data source {config.data.source!r}"
+                f" has none: train {', '.join(o for o in OBJECTIVES if o not in CAPTION_OBJECTIVES)}"
+                " on it, or give captioned data"
+            )
         _check_split_size(self.train_data, "train", self.local_batch)
         self.eval_data = None
         if config.data.synthetic or config.data.eval_path:
-            self.eval_data = build_dataset(
-                config.data, "eval", "two_view" if self.objective == "simclr" else "eval"
-            )
+            evaluation = "two_view" if self.objective == "simclr" else "eval"
+            self.eval_data = build_dataset(config.data, "eval", evaluation, require_captions=captions)
             _check_split_size(self.eval_data, "eval", self.local_batch)
         elif self.main:
             logger.warning("data.eval_path is not set: no eval loss, and checkpoints have no 'best'")
@@ -174,6 +186,10 @@ class TrainingRun:
         self.collate = CaptionCollate(self.tokenizer, context_length=config.model.context_length)
 
         model = build_objective(config.model)
+        if config.model.init_from is not None and checkpoint is None:
+            # A resumed run restores its own weights below: init_from is read at a fresh start only.
+            record = run_dir / INIT_RECORD_FILE if self.main else None
+            init_encoder_from(model, config.model.init_from, record)
         if config.train.gradient_checkpointing:
             model.encoder.vit.set_grad_checkpointing(True)
         self.model = model.to(device)
@@ -204,6 +220,11 @@ class TrainingRun:
             **position,
         )
         self.log = MetricsLog(run_dir / "metrics.jsonl", resume_step=self.resumed_from, enabled=self.main)
+        self.tensorboard: TensorBoardLog | None = None
+        if config.train.tensorboard:
+            require_tensorboard()  # on every process: none may go on to wait for one that stopped here
+            if self.main:
+                self.tensorboard = TensorBoardLog(run_dir, resume_step=self.resumed_from)
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -329,7 +350,13 @@ class TrainingRun:
                 self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         return waited, norm_value, averaged
 
-    # -- evaluation, samples, checkpoints -----------------------------------------------------------
+    # -- records, evaluation, samples, checkpoints --------------------------------------------------
+
+    def _record(self, record: dict[str, Any]) -> None:
+        """A train or eval record to ``metrics.jsonl``, and to TensorBoard when it is on."""
+        self.log.write(record)
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     @torch.no_grad()
     def _evaluate(self) -> dict[str, Any] | None:
@@ -420,23 +447,71 @@ class TrainingRun:
                 is_best=is_best,
                 extra_files=extra,
             )
+            save_loss_plot(self.run_dir / "metrics.jsonl", self.run_dir / LOSS_PLOT_FILE)
         barrier()
         if not self.main:
             self.last_checkpoint = step_folder(self.run_dir, self.step)
+        self.checkpointed_at = time.monotonic()
+
+    def _stop_and_overdue(self, signals: StopSignals) -> tuple[int | None, bool]:
+        """(the stop signal received on any process or None, whether a time-based checkpoint is due).
+
+        Under ``torchrun`` one all-reduce makes every process take the same decision at the same step: a
+        signal may reach one process only, or each at another step, and clocks differ, yet a process that
+        stopped or checkpointed alone would leave the others waiting in their next collective.
+        """
+        minutes = self.config.train.checkpoint_minutes
+        overdue = bool(minutes) and time.monotonic() - self.checkpointed_at >= 60 * minutes
+        received, overdue = max_across_processes([float(signals.received or 0), float(overdue)], self.device)
+        return (int(received) or None), bool(overdue)
 
     # -- the loop -----------------------------------------------------------------------------------
 
     def fit(self, started: float) -> RunResult:
-        settings = self.config.train
-        total = settings.steps
+        """Train to ``train.steps``; return the `RunResult`.
+
+        Raises:
+            TrainingInterrupted: SIGINT or SIGTERM arrived; a checkpoint was written at the next step
+                boundary (see `infomug.train.interrupt`).
+            TrainingDiverged: a loss term or the gradient norm was non-finite.
+        """
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         bar = tqdm(
-            total=total, initial=self.step, disable=not (self.main and show), desc="train", unit="step"
+            total=self.config.train.steps,
+            initial=self.step,
+            disable=not (self.main and show),
+            desc="train",
+            unit="step",
         )
+        signals = StopSignals(abort_on_repeat=not dist.is_distributed())
+        with signals, bar, contextlib.ExitStack() as closing:
+            if self.tensorboard is not None:
+                closing.callback(self.tensorboard.close)
+            train_record, evaluation = self._loop(signals, bar, show, started)
+        best = self.best["step"]
+        return RunResult(
+            run_dir=self.run_dir,
+            steps=self.step,
+            checkpoint=self.last_checkpoint,
+            best_checkpoint=best_checkpoint(self.run_dir) if best is not None else None,
+            train_metrics=train_record,
+            eval_metrics=evaluation,
+            resumed_from=self.resumed_from,
+            seconds=time.perf_counter() - started,
+            config=self.config,
+        )
+
+    def _loop(
+        self, signals: StopSignals, bar: tqdm, show: bool, started: float
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The steps of `fit`; returns the last train record and the last eval record."""
+        settings = self.config.train
+        total = settings.steps
         totals: dict[str, float] = {}
         waited, norms, interval_steps, tick = 0.0, 0.0, 0, time.perf_counter()
         train_record: dict[str, Any] = {}
         evaluation: dict[str, Any] | None = None
+        self.checkpointed_at = time.monotonic()
         self.model.train()
         while self.step < total:
             lr = learning_rate(
@@ -456,7 +531,23 @@ class TrainingRun:
             self.step += 1
             bar.update(1)
             last = self.step == total
-            if self.step % settings.log_every == 0 or last:
+            stop, overdue = self._stop_and_overdue(signals)
+            stop = None if last else stop  # the last step finishes the run anyway
+            if stop is not None and self.main:
+                logger.warning(
+                    "%s received: writing a checkpoint at step %d, then stopping",
+                    signal.Signals(stop).name,
+                    self.step,
+                )
+            checkpoint = (
+                (settings.checkpoint_every and self.step % settings.checkpoint_every == 0)
+                or last
+                or overdue
+                or stop is not None
+            )
+            # Every checkpoint step gets a record, so a run resumed from any checkpoint leaves no
+            # gap in metrics.jsonl.
+            if self.step % settings.log_every == 0 or checkpoint:
                 elapsed = time.perf_counter() - tick
                 means = {name: value / interval_steps for name, value in totals.items()}
                 train_record = {
@@ -470,7 +561,7 @@ class TrainingRun:
                     "data_fraction": waited / elapsed,
                     "seconds": time.perf_counter() - started,
                 }
-                self.log.write(train_record)
+                self._record(train_record)
                 bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.2e}")
                 if not show and self.main:
                     terms = " ".join(f"{k} {v:.4f}" for k, v in means.items())
@@ -484,26 +575,17 @@ class TrainingRun:
                     )
                 totals, waited, norms, interval_steps, tick = {}, 0.0, 0.0, 0, time.perf_counter()
             # Eval, samples and checkpoints are not training throughput: their time is left out.
+            # A stopping run skips eval and samples: a pre-empted job has seconds left.
             paused = time.perf_counter()
-            if (settings.eval_every and self.step % settings.eval_every == 0) or last:
+            if stop is None and ((settings.eval_every and self.step % settings.eval_every == 0) or last):
                 evaluation = self._evaluate() or evaluation
                 if evaluation is not None and evaluation["step"] == self.step:
-                    self.log.write(evaluation)
-            if settings.sample_every and (self.step % settings.sample_every == 0 or last):
+                    self._record(evaluation)
+            if stop is None and settings.sample_every and (self.step % settings.sample_every == 0 or last):
                 self._save_samples()
-            if (settings.checkpoint_every and self.step % settings.checkpoint_every == 0) or last:
+            if checkpoint:
                 self._save_checkpoint(evaluation)
+            if stop is not None:
+                raise TrainingInterrupted(self.step, stop, self.last_checkpoint, self.run_dir)
             tick += time.perf_counter() - paused
-        bar.close()
-        best = self.best["step"]
-        return RunResult(
-            run_dir=self.run_dir,
-            steps=self.step,
-            checkpoint=self.last_checkpoint,
-            best_checkpoint=best_checkpoint(self.run_dir) if best is not None else None,
-            train_metrics=train_record,
-            eval_metrics=evaluation,
-            resumed_from=self.resumed_from,
-            seconds=time.perf_counter() - started,
-            config=self.config,
-        )
+        return train_record, evaluation

@@ -33,8 +33,10 @@ CHANGEABLE_ON_RESUME = (
     "train.eval_every",
     "train.sample_every",
     "train.checkpoint_every",
+    "train.checkpoint_minutes",
     "train.keep_checkpoints",
     "train.gradient_checkpointing",
+    "train.tensorboard",
 )
 
 

@@ -53,8 +53,8 @@ def run_tokenizer(
         else:
             file = run_dir / TOKENIZER_FILE
         if not file.is_file() and write:
-            logger.info("training a BPE tokenizer (%d ids) on %d captions", vocab_size, train_captions)
             captions = training_captions(dataset, train_captions)
+            logger.info("training a BPE tokenizer (%d ids) on %d captions", vocab_size, len(captions))
             trained = build_tokenizer("bpe", captions=captions, vocab_size=vocab_size)
             # Written under another name and renamed, so a kill never leaves a half file to load next time.
             partial = file.with_name(file.name + ".partial")

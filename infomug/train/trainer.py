@@ -16,9 +16,10 @@ from typing import Any
 from .config import RunConfig
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .engine import RunResult, TrainingDiverged, TrainingRun
+from .interrupt import TrainingInterrupted
 from .resume import checkpoint_to_resume, config_from_files, resolve_config
 
-__all__ = ["RunResult", "TrainingDiverged", "train", "train_from_files"]
+__all__ = ["RunResult", "TrainingDiverged", "TrainingInterrupted", "train", "train_from_files"]
 
 
 def train(
@@ -36,8 +37,8 @@ def train(
     Args:
         config: the run's config; ``None`` = the checkpoint's config when resuming, else the run folder's
             ``config.yaml`` if it has one (a run stopped before its first checkpoint), else defaults.
-        run_dir: the run folder (created): ``config.yaml``, ``metrics.jsonl``, ``samples/``,
-            ``checkpoints/``, ``tokenizer.json`` (trained BPE).
+        run_dir: the run folder (created): ``config.yaml``, ``metrics.jsonl``, ``loss.png``,
+            ``samples/``, ``checkpoints/``, ``tokenizer.json`` (trained BPE), ``tensorboard/`` (if on).
         resume: ``True`` resumes from the folder's latest checkpoint if there is one (same config
             needed); ``False`` refuses a folder that already holds checkpoints; a path resumes from that
             checkpoint, of this or another run, with the same config except for the optimiser and loop
@@ -54,6 +55,8 @@ def train(
             size the processes cannot split, a split smaller than one global micro-batch, or bad data.
         TrainingDiverged: when a loss term or the gradient norm is non-finite (the last good checkpoint
             is kept).
+        TrainingInterrupted: on SIGINT (Ctrl-C, a notebook's interrupt) or SIGTERM, after a checkpoint
+            at the next step boundary; calling `train` again on ``run_dir`` resumes from it.
         CheckpointError: for a corrupt, foreign or unsafe checkpoint.
     """
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from infomug.data import (
     CaptionCollate,
     DataConfig,
     build_dataset,
+    data_normalisation,
     make_transform,
 )
 from infomug.data.build import IMAGENET_MEAN, IMAGENET_STD
@@ -103,6 +104,20 @@ def test_digits_build_with_their_own_statistics():
     assert "digit" in digits[0]["labels"]
 
 
+def test_data_normalisation_is_the_one_the_dataset_is_built_with(tmp_path):
+    # What `infomug export` writes into timm's config: the statistics training normalised with.
+    for config in (
+        DataConfig(image_size=16, world={"image_size": 16, "size": 64}),
+        DataConfig(source="digits", image_size=16),
+        DataConfig(image_size=16, world={"image_size": 16}, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6)),
+    ):
+        dataset = build_dataset(config)
+        assert data_normalisation(config) == (dataset.mean, dataset.std)
+    # Users' photographs: ImageNet's, without reading their files.
+    folder = DataConfig(source="imagefolder", path=str(tmp_path / "nowhere"))
+    assert data_normalisation(folder) == (IMAGENET_MEAN, IMAGENET_STD)
+
+
 @pytest.mark.parametrize("source", ["csv", "webdataset", "coco", "imagefolder"])
 def test_every_user_layout_loads_through_one_config(user_data, source):
     root, captions = user_data
@@ -160,3 +175,48 @@ def test_default_crops_keep_generated_captions_true_and_follow_the_recipes_elsew
     dataset = build_dataset(DataConfig(world={"size": 8}))
     eval_view = build_dataset(DataConfig(world={"size": 8}), augmentation="eval")
     assert torch.allclose(dataset[3]["image"], eval_view[3]["image"], atol=1e-5)
+
+
+@pytest.fixture
+def image_only_data(tmp_path):
+    """Five images without captions: a shard of PNGs only, a TSV with no caption column, a TSV whose
+    captions are all empty."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(5):
+        (images / f"{i}.png").write_bytes(png_bytes(i))
+    with tarfile.open(tmp_path / "images-0.tar", "w") as tar:
+        for i in range(5):
+            payload = png_bytes(i)
+            info = tarfile.TarInfo(f"{i:05d}.png")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    (tmp_path / "paths.tsv").write_text("filepath\n" + "".join(f"images/{i}.png\n" for i in range(5)))
+    (tmp_path / "empty.tsv").write_text(
+        "filepath\ttitle\n" + "".join(f"images/{i}.png\t \n" for i in range(5))
+    )
+    return {"webdataset": "images-0.tar", "paths": "paths.tsv", "empty": "empty.tsv"}, tmp_path
+
+
+@pytest.mark.parametrize(
+    ("layout", "refusal"),
+    [
+        ("webdataset", "has no usable sample \\(missing_caption: 5\\)"),
+        ("paths", "no column 'title'"),
+        ("empty", "none of the 5 rows is usable \\(empty_caption: 5\\)"),
+    ],
+)
+def test_image_only_data_serves_objectives_without_captions_and_is_refused_by_the_others(
+    image_only_data, layout, refusal
+):
+    files, root = image_only_data
+    source = "webdataset" if layout == "webdataset" else "csv"
+    config = DataConfig(source=source, path=str(root / files[layout]), image_size=16)
+    dataset = build_dataset(config, augmentation="eval", rank=0, world_size=1, require_captions=False)
+    assert not dataset.has_captions
+    batches = list(DataLoader(dataset, batch_size=5, collate_fn=CaptionCollate(None, 24)))
+    assert batches[0]["image"].shape == (5, 3, 16, 16) and batches[0]["captions"] == [""] * 5
+    assert dataset.bad_samples.total == 0
+    # A caption objective (the default) keeps refusing the same files, naming why.
+    with pytest.raises(ValueError, match=refusal):
+        list(build_dataset(config, augmentation="eval", rank=0, world_size=1))

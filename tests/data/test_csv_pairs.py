@@ -119,3 +119,47 @@ def test_missing_file_empty_file_and_all_bad_files_are_errors(tmp_path):
     dataset = CsvPairs(no_images)
     with pytest.raises(ValueError, match="no_images.tsv is bad"):
         dataset[1]
+
+
+def test_relative_paths_follow_open_clip_and_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    # open_clip opens each path as written: an open_clip TSV lists paths relative to where training runs.
+    work, lists = tmp_path / "work", tmp_path / "lists"
+    for i in range(3):
+        save_image(work / "images" / f"{i}.png", i)
+    lists.mkdir()
+    path = lists / "pairs.tsv"
+    path.write_text("filepath\ttitle\n" + "".join(f"images/{i}.png\tpicture {i}\n" for i in range(3)))
+    monkeypatch.chdir(work)
+    dataset = CsvPairs(path, transform=resize16)
+    assert dataset.image_root == work.resolve()
+    assert "working directory" in dataset.path_rule and "open_clip" in dataset.path_rule
+    assert [dataset[i]["caption"] for i in range(3)] == ["picture 0", "picture 1", "picture 2"]
+    assert dataset.bad_samples.total == 0
+    # The folders are absolute: a later change of working directory does not move the images.
+    monkeypatch.chdir(tmp_path)
+    assert dataset[2]["image"].shape == (3, 16, 16) and dataset.bad_samples.total == 0
+
+
+def test_relative_paths_resolve_against_the_csv_folder_when_only_it_holds_them(tmp_path, monkeypatch):
+    save_image(tmp_path / "lists" / "images" / "0.png")
+    save_image(tmp_path / "work" / "images" / "0.png")  # both hold 0.png: a tie goes to open_clip's rule
+    save_image(tmp_path / "lists" / "images" / "1.png")
+    path = tmp_path / "lists" / "pairs.tsv"
+    monkeypatch.chdir(tmp_path / "work")
+    path.write_text("filepath\ttitle\nimages/0.png\tzero\n")
+    assert CsvPairs(path).image_root == (tmp_path / "work").resolve()
+    path.write_text("filepath\ttitle\nimages/0.png\tzero\nimages/1.png\tone\n")
+    dataset = CsvPairs(path)
+    assert dataset.image_root == (tmp_path / "lists").resolve() and "CSV's folder" in dataset.path_rule
+    assert CsvPairs(path, image_root=tmp_path / "work").image_root == tmp_path / "work"
+
+
+def test_an_all_bad_file_counts_every_bad_row_and_warns_where_it_looked(tmp_path, monkeypatch, caplog):
+    (tmp_path / "lists").mkdir()
+    path = tmp_path / "lists" / "pairs.tsv"
+    path.write_text("filepath\ttitle\n" + "".join(f"images/{i}.png\tpicture {i}\n" for i in range(74)))
+    monkeypatch.chdir(tmp_path)
+    dataset = CsvPairs(path)
+    assert "none of the first 64 relative image paths" in caplog.text and "data.image_root" in caplog.text
+    with pytest.raises(ValueError, match="every one of the 74 samples .* is bad \\(missing_image: 74\\)"):
+        dataset[0]

@@ -1,4 +1,6 @@
+import io
 import json
+import tarfile
 
 import pytest
 import torch
@@ -85,3 +87,53 @@ def test_data_command_names_bad_settings(capsys):
     assert "unknown data setting" in capsys.readouterr().err
     assert main(["data", "csv"]) == 2
     assert "needs `path`" in capsys.readouterr().err
+
+
+def _png(path, colour=(200, 10, 10)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (12, 12), colour).save(path)
+    return path.read_bytes()
+
+
+def test_data_command_says_which_objectives_an_image_only_shard_serves(tmp_path, capsys):
+    payload = _png(tmp_path / "image.png")
+    with tarfile.open(tmp_path / "shard.tar", "w") as tar:
+        for i in range(39):
+            info = tarfile.TarInfo(f"{i:05d}.png")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    assert main(["data", "webdataset", str(tmp_path / "shard.tar"), "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "39 good samples" in out and "no bad samples" in out
+    assert "captions: 0 of 39 samples \u2192 serves mae, simclr; not mug, clip" in out
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert saved["serves"] == {"mae": 39, "mug": 0, "clip": 0, "simclr": 39} and saved["captioned"] == 0
+
+
+def test_data_command_counts_captions_and_names_the_path_rule_of_a_tsv(tmp_path, capsys):
+    _png(tmp_path / "images" / "good.png")
+    (tmp_path / "images" / "broken.png").write_bytes(b"not an image at all")
+    (tmp_path / "pairs.tsv").write_text(
+        "filepath\ttitle\nimages/good.png\ta red square\nimages/broken.png\ta broken file\n"
+        "images/good.png\t   \nimages/good.png\n"
+    )
+    assert main(["data", "csv", str(tmp_path / "pairs.tsv")]) == 0
+    out = capsys.readouterr().out
+    # The broken image is a bad sample for every objective; the rows without a caption only for mug, clip.
+    assert "3 good samples" in out and "unreadable_image: 1" in out
+    assert "captions: 1 of 3 samples \u2192 serves mae, simclr; mug, clip on the 1 captioned" in out
+    assert f"image paths: relative image paths resolve against the CSV's folder {tmp_path.resolve()}" in out
+    world = build_dataset(DataConfig())
+    survey = survey_dataset(world, "world", limit=4, objectives=("mae", "clip"), caption_objectives=("clip",))
+    assert survey.serves == {"mae": 4, "clip": 4} and "4 of 4 samples \u2192 serves mae, clip\n" in str(
+        survey
+    )
+
+
+def test_data_command_serves_mae_and_simclr_from_a_flat_folder_of_photos(tmp_path, capsys):
+    for i in range(6):
+        _png(tmp_path / "photos" / f"{i}.png", colour=(40 * i, 10, 10))
+    assert main(["data", "imagefolder", str(tmp_path / "photos")]) == 0
+    out = capsys.readouterr().out
+    assert "6 good samples" in out and "labels:" not in out
+    assert "captions: 0 of 6 samples \u2192 serves mae, simclr; not mug, clip" in out

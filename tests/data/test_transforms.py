@@ -23,6 +23,13 @@ def test_eval_transform_is_deterministic_and_normalises():
     assert torch.allclose(transform((x * 255).round().to(torch.uint8)), out, atol=0.02 / min(STD))
     cropped = eval_transform(28, MEAN, STD, crop_fraction=0.875)(image(64))
     assert cropped.shape == (3, 28, 28)
+    # Bicubic resizing rings at a sharp edge (unclamped, this one spans [-0.06, 1.04]); the eval images
+    # stay pixels once un-normalised, as `infomug measure` checks.
+    edge = torch.zeros(3, 33, 33)
+    edge[:, :, 11:] = 1.0
+    pixels = eval_transform(28, MEAN, STD)(edge) * torch.tensor(STD).view(3, 1, 1)
+    pixels += torch.tensor(MEAN).view(3, 1, 1)
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6
 
 
 def test_pretrain_transform_crops_to_size_and_is_random():

@@ -67,6 +67,20 @@ def test_a_user_csv_names_its_label_column(tmp_path):
         build_task(f"csv:{tmp_path / 'labels.tsv'}", image_size=16)
 
 
+def test_a_user_csv_resolves_relative_paths_as_training_does(tmp_path, monkeypatch, caplog):
+    # open_clip's rule, as `infomug train` reads the same file: paths relative to the working directory
+    # when they exist there, not to the CSV's folder.
+    rows = _write_images(tmp_path / "photos", ["a", "b"])
+    (tmp_path / "lists").mkdir()
+    lines = ["filepath\tlabel", *(f"photos/{path}\t{label}" for path, label in rows)]
+    (tmp_path / "lists" / "labels.tsv").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("INFO", logger="infomug.finetune.tasks")
+    task = build_task("csv:lists/labels.tsv", image_size=16)
+    assert task.train_images.shape[0] + task.test_images.shape[0] == 12
+    assert "resolve against the working directory" in caplog.text
+
+
 def test_bad_tasks_are_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="unknown task"):
         build_task("imagenet", image_size=16)
@@ -75,6 +89,10 @@ def test_bad_tasks_are_refused_with_the_reason(tmp_path):
     _write_images(tmp_path / "one", ["only"])
     with pytest.raises(ValueError, match="at least 2"):
         build_task(f"folder:{tmp_path / 'one'}", image_size=16)
+    (tmp_path / "flat").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "photo.png")
+    with pytest.raises(ValueError, match="flat folder of images, with no label"):
+        build_task(f"folder:{tmp_path / 'flat'}", image_size=16)
     images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     with pytest.raises(ValueError, match="label 'a' has shape"):
         Task(

@@ -21,6 +21,7 @@ from infomug.measure.sources import (
     module_fingerprint,
     random_init_like,
 )
+from infomug.models import save_timm_encoder
 from infomug.models.encoder import MaskedViTEncoder
 from infomug.train import CheckpointError, latest_checkpoint, read_checkpoint_info
 
@@ -131,6 +132,37 @@ def test_load_timm_refuses_downloads_and_weights_that_do_not_fit(tmp_path):
     (tmp_path / "weights.txt").write_text("x")
     with pytest.raises(ValueError, match=r"\.safetensors, \.pt"):
         load_timm("vit_tiny_patch16_224", weights=tmp_path / "weights.txt", **TINY_VIT)
+
+
+def test_an_infomug_export_loads_by_its_config_in_every_spec_form(tmp_path):
+    torch.manual_seed(0)
+    encoder = MaskedViTEncoder(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2).eval()
+    folder = tmp_path / "export"
+    weights = save_timm_encoder(encoder, folder, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    specs = [
+        f"timm:{folder}",
+        f"timm:local-dir:{folder}",  # timm's own spelling
+        f"timm:{folder / 'config.json'}",
+        f"timm:{weights}",
+        f"timm:vit_base_patch16_224:{weights}",  # no shape mismatch: the config gives img_size, width...
+    ]
+    images = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = encoder.forward_features(images)
+        loaded = [load_model(spec) for spec in specs]
+        for model in loaded:
+            assert model.name == "vit_base_patch16_224 (export/model.safetensors)"
+            assert fixed_input_size(model.encoder) == 16
+            assert torch.equal(model.encoder.forward_features(images), expected)
+    assert len({model.fingerprint for model in loaded}) == 1
+    fresh = random_init_like(loaded[0])
+    assert fixed_input_size(fresh.encoder) == 16 and fresh.fingerprint != loaded[0].fingerprint
+    with pytest.raises(ValueError, match="describes a vit_base_patch16_224, not a vit_small_patch16_224"):
+        load_model(f"timm:vit_small_patch16_224:{weights}")
+    alone = tmp_path / "alone.safetensors"
+    safetensors.torch.save_file(encoder.vit.state_dict(), alone)
+    with pytest.raises(ValueError, match="name its architecture"):
+        load_model(f"timm:{alone}")
 
 
 def test_from_module_fingerprint_follows_the_weights():

@@ -11,7 +11,9 @@ def test_round_trip_through_json():
     config = ModelConfig(objective="clip", embed_dim=64, num_heads=4, caption_loss_weight=0.5)
     again = ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
-    assert all(isinstance(v, (int, float, str, bool)) for v in config.to_dict().values())
+    assert all(isinstance(v, (int, float, str, bool, type(None))) for v in config.to_dict().values())
+    started = ModelConfig(init_from="runs/mae")
+    assert ModelConfig.from_dict(json.loads(json.dumps(started.to_dict()))) == started
 
 
 def test_partial_dicts_take_defaults_and_ints_become_floats():
@@ -36,6 +38,8 @@ def test_partial_dicts_take_defaults_and_ints_become_floats():
         ({"mask_ratio": 0.0}, "removes a patch"),
         ({"caption_loss_weight": -0.1}, "non-negative"),
         ({"temperature": 0.0}, "positive"),
+        ({"init_from": 3}, "init_from must be str or null"),
+        ({"init_from": " "}, "init_from must be a path"),
     ],
 )
 def test_bad_values_are_named(values, message):

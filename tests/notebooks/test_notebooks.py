@@ -1,6 +1,7 @@
 """The notebooks: each ``notebooks/NN_*.ipynb`` is the jupytext conversion of the ``.py`` beside it, and runs
-top to bottom in smoke mode (``INFOMUG_NOTEBOOK_MODE=smoke``) producing the figures and tables it promises.
-The checks themselves are tested too: a stale ``.ipynb`` and a raising cell must fail them.
+top to bottom in smoke mode (``INFOMUG_NOTEBOOK_MODE=smoke``) producing the figures and tables it promises,
+with its kernel started in ``notebooks/`` as Jupyter starts it. The checks themselves are tested too: a
+stale ``.ipynb`` and a raising cell must fail them.
 """
 
 from __future__ import annotations
@@ -120,18 +121,19 @@ def _kernel_available() -> None:
         pytest.fail(f"{error}: the '{KERNEL}' kernel needs ipykernel (pip install -e '.[dev]')")
 
 
-def _execute(notebook, monkeypatch) -> None:
-    """Run ``notebook`` in place in smoke mode from the repository root; raises CellExecutionError (naming
-    the cell and the traceback) at the first cell that raises."""
+def _execute(notebook, monkeypatch, mode: str = "smoke") -> None:
+    """Run ``notebook`` in place in ``mode`` with the kernel in ``notebooks/`` (where Jupyter starts the
+    kernel of a notebook there); raises CellExecutionError (naming the cell and the traceback) at the first
+    cell that raises."""
     _, _, NotebookClient = _dependencies()
     _kernel_available()
     # The kernel inherits this environment. Inline figures are what the test looks for, whatever
     # backend the caller's environment names; one thread keeps the tiny computations fast.
-    monkeypatch.setenv("INFOMUG_NOTEBOOK_MODE", "smoke")
+    monkeypatch.setenv("INFOMUG_NOTEBOOK_MODE", mode)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     client = NotebookClient(
-        notebook, timeout=CELL_TIMEOUT_S, kernel_name=KERNEL, resources={"metadata": {"path": str(ROOT)}}
+        notebook, timeout=CELL_TIMEOUT_S, kernel_name=KERNEL, resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
     client.execute()
 
@@ -185,3 +187,19 @@ def test_notebook_runs_in_smoke_mode(source: Path, monkeypatch):
     assert "mode: smoke" in text, f"{ipynb.name} did not report running in smoke mode"
     for snippet in expected["says"]:
         assert snippet in text, f"{ipynb.name}: no output contains {snippet!r}"
+
+
+COMMITTED_RESULTS = ROOT / "experiments" / "results" / "ablation" / "ablation.json"
+
+
+@pytest.mark.skipif(
+    not COMMITTED_RESULTS.is_file(), reason="the committed sweep results are not in this checkout"
+)
+def test_the_ablation_notebook_reads_the_committed_results_in_full_mode(monkeypatch):
+    # Full mode of 03 only reads a file (seconds): the one notebook whose full mode a test can afford.
+    _, nbformat, _ = _dependencies()
+    notebook = nbformat.read(NOTEBOOKS / "03_lambda_ablation.ipynb", as_version=4)
+    _execute(notebook, monkeypatch, mode="full")
+    assert not _outputs(notebook, "error")
+    text = "".join(output.get("text", "") for output in _outputs(notebook, "stream"))
+    assert "mode: full" in text and "sweep 'ablation_cpu'" in text, text[:500]

@@ -1,5 +1,6 @@
 """`infomug train` through ``main(argv)``: what a run folder holds for each objective, exit codes and
-messages for bad configs, bad checkpoints and divergence, and a real SIGKILL followed by a resume."""
+messages for bad configs, bad checkpoints and divergence, a real SIGKILL followed by a resume, and SIGINT /
+SIGTERM, which checkpoint at the next step boundary."""
 
 import json
 import math
@@ -131,6 +132,8 @@ def test_each_objective_trains_into_a_complete_run_folder(finished, objective):
         assert (run_dir / "samples" / samples[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert samples == [], "contrastive objectives reconstruct nothing"
+
+    assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "the loss curves"
 
     checkpoints = list_checkpoints(run_dir)
     assert [path.name for path in checkpoints] == ["step_00000002", "step_00000003"]
@@ -335,6 +338,20 @@ def test_a_named_checkpoint_resumes_with_other_optimiser_settings_but_not_anothe
     )
 
 
+def test_a_longer_run_in_the_same_folder_needs_the_checkpoint_named_as_the_help_says(
+    argv, finished, tmp_path, capsys
+):
+    _, source, _ = finished("mae")
+    run_dir = shutil.copytree(source, tmp_path / "run")
+    assert main(["train", "--out", str(run_dir), "--set", "train.steps=5"]) == 2
+    error = capsys.readouterr().err
+    assert "differs from the checkpoint" in error and "in: train.steps." in error
+    options = ["--resume", str(run_dir), "--out", str(run_dir), "--no-progress", "--set", "train.steps=5"]
+    assert main(["train", *options]) == 0
+    assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl", kind="train")] == [1, 2, 3, 4, 5]
+    assert latest_checkpoint(run_dir).name == "step_00000005"
+
+
 # -- a real kill -------------------------------------------------------------------------------------
 
 
@@ -461,3 +478,89 @@ def test_ctrl_c_exits_130_naming_the_checkpoint_to_resume_from(argv, tmp_path, c
         4,
         5,
     ]
+
+
+# -- a signal: a checkpoint at the next step boundary -------------------------------------------------
+
+# Long enough that a run signalled after its second logged step is still training when the signal lands
+# (a tiny step takes ~20 ms); MAE trains no tokenizer, so the set-up is quick.
+SIGNALLED = [
+    "model.objective=mae",
+    "train.steps=40",
+    "train.checkpoint_every=0",
+    "train.checkpoint_minutes=0",
+    "train.eval_every=0",
+    "train.sample_every=0",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, argv):
+    """The last weights of the `SIGNALLED` run, trained without a stop."""
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert main(argv(run_dir, *SIGNALLED)) == 0
+    return safetensors.torch.load_file(run_dir / "checkpoints" / "step_00000040" / "model.safetensors")
+
+
+def _resumes_to(argv, run_dir, expected, capsys) -> None:
+    """Running the same command again finishes the run with the uninterrupted run's weights, bit for bit."""
+    assert main(argv(run_dir, *SIGNALLED)) == 0
+    assert "steps: 40" in capsys.readouterr().out
+    actual = safetensors.torch.load_file(run_dir / "checkpoints" / "step_00000040" / "model.safetensors")
+    assert set(actual) == set(expected)
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    steps = [r["step"] for r in read_metrics(run_dir / "metrics.jsonl", kind="train")]
+    assert steps == list(range(1, 41)), "each step logged once"
+
+
+@pytest.mark.parametrize("stop, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
+def test_a_signal_checkpoints_at_the_next_step_boundary_and_resumes_bit_for_bit(
+    argv, uninterrupted, tmp_path, capsys, monkeypatch, stop, status
+):
+    original = engine_module.TrainingRun._train_step
+    calls = {"steps": 0}
+
+    def signalled_step(self):
+        calls["steps"] += 1
+        if calls["steps"] == 3:  # mid-step, as a Ctrl-C lands: the step finishes, then the run stops
+            os.kill(os.getpid(), stop)
+        return original(self)
+
+    monkeypatch.setattr(engine_module.TrainingRun, "_train_step", signalled_step)
+    handler = signal.getsignal(stop)
+    run_dir = tmp_path / "run"
+    assert main(argv(run_dir, *SIGNALLED)) == status
+    error = capsys.readouterr().err
+    checkpoint = run_dir / "checkpoints" / "step_00000003"
+    assert f"interrupted at step 3 ({stop.name}); checkpoint written to {checkpoint}" in error
+    assert f"resume with: infomug train --out {run_dir}" in error
+    assert latest_checkpoint(run_dir) == checkpoint and (run_dir / "loss.png").is_file()
+    assert signal.getsignal(stop) == handler, "the handler the run found is restored"
+    monkeypatch.setattr(engine_module.TrainingRun, "_train_step", original)
+    _resumes_to(argv, run_dir, uninterrupted, capsys)
+
+
+def test_ctrl_c_in_a_terminal_stops_a_real_run_with_a_checkpoint(argv, uninterrupted, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "infomug", *argv(run_dir, *SIGNALLED)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same single thread as this process
+    # A terminal sends Ctrl-C's SIGINT to its whole foreground process group: here, a session of its own.
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_logged_steps(run_dir / "metrics.jsonl")) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, "the run logged no step"
+            time.sleep(0.002)
+        os.killpg(process.pid, signal.SIGINT)
+        _, error = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, error.decode()[-3000:]
+    checkpoint = latest_checkpoint(run_dir)
+    stopped_at = int(checkpoint.name.removeprefix("step_"))
+    assert 2 <= stopped_at < 40
+    assert f"interrupted at step {stopped_at} (SIGINT); checkpoint written to {checkpoint}" in error.decode()
+    _resumes_to(argv, run_dir, uninterrupted, capsys)

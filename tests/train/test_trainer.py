@@ -2,6 +2,8 @@
 bounds the update, and a non-finite loss stops the run before it damages the weights."""
 
 import math
+import time
+import types
 
 import pytest
 import safetensors.torch
@@ -252,3 +254,23 @@ def test_a_batch_the_processes_cannot_split_is_refused_before_training(make_conf
     ):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_checkpoint_is_written_every_checkpoint_minutes_as_well(make_config, tmp_path, monkeypatch):
+    # The engine's clock moves 2 minutes at each reading (at the start, each step boundary and after each
+    # checkpoint) against checkpoint_minutes=3: due at steps 2 and 4, and at the last step anyway.
+    from infomug.train import engine as engine_module
+
+    ticks = iter(range(0, 10_000, 120))
+    clock = types.SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: next(ticks))
+    monkeypatch.setattr(engine_module, "time", clock)
+    settings = (
+        "train.steps=5",
+        "train.checkpoint_every=0",
+        "train.keep_checkpoints=10",
+        "train.eval_every=0",
+    )
+    timed = train(make_config("model.objective=mae", *settings, "train.checkpoint_minutes=3"), tmp_path / "a")
+    assert [c.name for c in list_checkpoints(timed.run_dir)] == [f"step_0000000{i}" for i in (2, 4, 5)]
+    untimed = make_config("model.objective=mae", *settings, "train.checkpoint_minutes=0")
+    assert [c.name for c in list_checkpoints(train(untimed, tmp_path / "b").run_dir)] == ["step_00000005"]
