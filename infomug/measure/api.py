@@ -178,9 +178,13 @@ def measure(
         out = Path(out) if out is not None else None
         cache = Path(cache_dir) if cache_dir is not None else (out / "features" if out is not None else None)
         count = _image_count(eval_data.dataset, budget.images)
+        stream = not hasattr(eval_data.dataset, "__len__")
+        clock = _Clock(start, len(loaded) + (2 if anchors else 0))
         extracted = []
+        bad_samples = None
         for position, model in enumerate(loaded):
-            logger.info("extracting %s: %d images", model.name, count)
+            wanted = f"up to {count} images (a stream: until it ends)" if stream else f"{count} images"
+            clock.log("extracting %s: %s", model.name, wanted)
             names = list(make_tap(model, layers, pool).names)
             features = extract_features(
                 model,
@@ -197,6 +201,20 @@ def measure(
                 keep_images=budget.usable_information and position == 0,
             )
             extracted.append(features)
+            if features.from_cache:
+                clock.log("%s: features of %d images read from the cache", model.name, features.n)
+            else:
+                rate = features.n / max(features.seconds, 1e-9)
+                clock.log(
+                    "%s: %d images extracted in %.1f s (%.0f images/s)",
+                    model.name,
+                    features.n,
+                    features.seconds,
+                    rate,
+                )
+            if position == 0:
+                # Every later pass reads the same samples again: the first pass's counts are the data's.
+                bad_samples = _bad_samples(eval_data.dataset)
         if not dist.is_main_process():
             return None
         stage = _stage_data(extracted[0], eval_data, budget) if budget.usable_information else None
@@ -206,14 +224,18 @@ def measure(
             if anchors and position == len(loaded) - 1 and budget.anchor_layers == "last":
                 last = list(features.layers)[-1]  # the random init: read where the headline reads
                 features = replace(features, layers={last: features.layers[last]})
-            result = _measure_model(model, features, eval_data, budget, device, progress)
-            decoded.append(_usable(result, features, stage, budget, baselines, device, progress))
+            result = _measure_model(model, features, eval_data, budget, device, progress, clock)
+            decoded.append(_usable(result, features, stage, budget, baselines, device, progress, clock))
             results.append(result)
+            clock.model_done(result.name)
         if anchors:
             for anchor in _anchor_features(extracted[0], stage, budget):
-                result = _measure_anchor(anchor, eval_data, budget, progress, device)
-                decoded.append(_usable(result, anchor.features, stage, budget, baselines, device, progress))
+                result = _measure_anchor(anchor, eval_data, budget, progress, device, clock)
+                decoded.append(
+                    _usable(result, anchor.features, stage, budget, baselines, device, progress, clock)
+                )
                 results.append(result)
+                clock.model_done(result.name)
             if not any(r.name == ORACLE for r in results):
                 results[0].notes.append("no oracle anchor: the data has no discrete label to encode one-hot")
         measured = sorted({label for r in results for layer in r.layers for label in layer.label_information})
@@ -229,6 +251,7 @@ def measure(
                 if isinstance(layers, (str, type(None)))
                 else [_plain_layer(v) for v in layers],
                 "config": plain(eval_data.config),
+                **({} if bad_samples is None else {"bad_samples": bad_samples}),
             },
             label_entropies=entropies,
             label_entropies_exact=exact,
@@ -241,6 +264,7 @@ def measure(
         )
         if out is not None:
             write_report(report, out)
+        clock.log("done: %d models measured", len(results))
         return report
 
 
@@ -296,9 +320,15 @@ def _measure_layers(
     device: torch.device,
     progress: bool | None,
     notes: list[str],
+    clock: _Clock | None = None,
+    name_of_model: str = "",
 ) -> list[LayerResult]:
     names = list(features.layers)
-    caption_layers = names if budget.caption_layers == "all" else names[-1:]
+    captions = features.captions if any(caption.strip() for caption in features.captions) else None
+    caption_layers = chosen_layers(names, budget.caption_layers) if captions is not None else []
+    if captions is None and "I(T; caption) not measured: the eval data has no captions" not in notes:
+        notes.append("I(T; caption) not measured: the eval data has no captions")
+    diagnostic_layers = chosen_layers(names, budget.diagnostic_layers)
     results = []
     # One bar step per layer: each takes seconds to minutes (probes, kNN, the noisy channel, a critic).
     disable = not sys.stderr.isatty() if progress is None else not progress
@@ -309,13 +339,28 @@ def _measure_layers(
             features.labels,
             budget,
             entropies=eval_data.exact_entropies,
-            captions=features.captions,
+            captions=captions,
             caption_information=name in caption_layers,
+            diagnostics=name in diagnostic_layers,
             progress=progress,
             device=device,
         )
         results.append(result)
         notes += [note for note in layer_notes if note not in notes]
+        if clock is not None:
+            seconds = sum(result.seconds.values())
+            done = len(results)
+            # The diagnostics make later layers dearer: a rough estimate, said to be one.
+            left = (len(names) - done) * sum(sum(r.seconds.values()) for r in results) / done
+            clock.log(
+                "%s: layer %s (%d of %d) in %.1f s; about %.0f s left for its layers",
+                name_of_model,
+                name,
+                done,
+                len(names),
+                seconds,
+                left,
+            )
     return results
 
 
@@ -326,18 +371,20 @@ def _measure_model(
     budget: Budget,
     device: torch.device,
     progress: bool | None,
+    clock: _Clock | None = None,
 ) -> ModelResult:
     notes: list[str] = []
     if features.from_cache:
         notes.append("features read from the cache (no extraction)")
-    logger.info("measuring %s: %d layers", model.name, len(features.layers))
+    if clock is not None:
+        clock.log("measuring %s: %d layers", model.name, len(features.layers))
     result = ModelResult(
         name=model.name,
         source=model.source,
         objective=model.objective_name,
         step=model.step,
         fingerprint=model.fingerprint,
-        layers=_measure_layers(features, eval_data, budget, device, progress, notes),
+        layers=_measure_layers(features, eval_data, budget, device, progress, notes, clock, model.name),
         seconds={"extraction": features.seconds},
         notes=notes,
     )
@@ -406,12 +453,14 @@ def _usable(
     baselines: Baselines,
     device: torch.device,
     progress: bool | None,
+    clock: _Clock | None = None,
 ) -> dict[str, dict[str, DecodedInformation]]:
     """Fill ``result``'s per-layer ``information`` from fresh decoders; the per-image values, for pairing."""
     if stage is None:
         return {}
     start = time.perf_counter()
-    logger.info("usable information of %s", result.name)
+    if clock is not None:
+        clock.log("usable information of %s: fresh decoders", result.name)
     information, decoded, notes = measure_usable_information(
         features, stage, budget, baselines, device=device, progress=progress, name=result.name
     )
@@ -420,6 +469,44 @@ def _usable(
     result.notes += [note for note in notes if note not in result.notes]
     result.seconds["usable_information"] = time.perf_counter() - start
     return decoded
+
+
+class _Clock:
+    """Log lines with the elapsed time, and after each model an estimate of what the others cost."""
+
+    def __init__(self, start: float, models: int) -> None:
+        self.start, self.models, self.done = start, models, 0
+
+    def log(self, message: str, *args: Any) -> None:
+        logger.info("[%s] " + message, _minutes(time.perf_counter() - self.start), *args)
+
+    def model_done(self, name: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        if self.done < self.models:
+            # Anchors cost less than the first model (no extraction, one layer): an upper estimate.
+            left = elapsed / self.done * (self.models - self.done)
+            self.log(
+                "%s done (%d of %d models and anchors); at most about %s left",
+                name,
+                self.done,
+                self.models,
+                _minutes(left),
+            )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def _bad_samples(dataset: Any) -> dict[str, Any] | None:
+    """The data's skipped samples so far, by reason (None for data that does not count them)."""
+    counts = getattr(dataset, "bad_samples", None)
+    if counts is None:
+        return None
+    if counts.total:
+        logger.warning("the eval data skipped %s", counts)
+    return {"total": counts.total, "counts": {k: v for k, v in counts.counts.items() if v}}
 
 
 class _Anchor:
@@ -463,10 +550,13 @@ def _measure_anchor(
     budget: Budget,
     progress: bool | None,
     device: str | torch.device = "cpu",
+    clock: _Clock | None = None,
 ) -> ModelResult:
     """Every per-layer measurement of an anchor's features (its usable information is added after)."""
     notes = [anchor.note]
-    layers = _measure_layers(anchor.features, eval_data, budget, device, progress, notes)
+    if clock is not None:
+        clock.log("measuring the anchor %s", anchor.name)
+    layers = _measure_layers(anchor.features, eval_data, budget, device, progress, notes, clock, anchor.name)
     return ModelResult(
         name=anchor.name,
         source="anchor",

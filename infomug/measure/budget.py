@@ -55,6 +55,9 @@ class Budget:
             train split); the test split is never capped, so every model is read on the same images.
         anchor_layers: Layers of the random-init anchor that are measured: ``"last"`` (where the headline
             reads) or ``"all"``.
+        diagnostic_layers: Layers that get the geometry diagnostics (noisy channel, H(T), RankMe) and
+            Ross's kNN estimate on the probe's logits: ``"last"`` or ``"all"``. Every layer gets the
+            probes, k-NN and the probe's cross-entropy bound either way.
         decoder_max_epochs: Caps every decoder's epochs (0: each family's own budget). For quick tests:
             a capped decoder says that it did not converge.
     """
@@ -93,6 +96,9 @@ class Budget:
     anchor_layers: str = "last"
     decoder_train_images: int = 2000
     decoder_max_epochs: int = 0
+    # The diagnostics cost about two thirds of a layer's time (measured by experiments/bench_measure.py);
+    # the quick budget keeps them where the headline reads.
+    diagnostic_layers: str = "last"
 
     def __post_init__(self) -> None:
         if self.plane_sigma not in self.channel_sigmas:
@@ -101,7 +107,13 @@ class Budget:
             )
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        for name in ("caption_layers", "factor_layers", "decoder_layers", "anchor_layers"):
+        for name in (
+            "caption_layers",
+            "factor_layers",
+            "decoder_layers",
+            "anchor_layers",
+            "diagnostic_layers",
+        ):
             if getattr(self, name) not in ("last", "all"):
                 raise ValueError(f"{name} must be 'last' or 'all', got {getattr(self, name)!r}")
         for name in ("decoder_max_epochs", "decoder_train_images"):
@@ -161,6 +173,7 @@ BUDGETS: dict[str, Budget] = {
         decoder_layers="all",
         image_from_pooled=True,
         anchor_layers="all",
+        diagnostic_layers="all",
         decoder_train_images=0,
         caption_steps=3000,
         caption_batch=256,

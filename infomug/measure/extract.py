@@ -55,7 +55,8 @@ from .taps import Tap, make_tap, parse_pools
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+# 2: images kept as the pixels the data holds (un-normalised), no longer clipped normalised values.
+CACHE_VERSION = 2
 IMAGES_FILE = "images.npy"
 META_FILE = "meta.json"
 LABELS_FILE = "labels.npz"
@@ -172,15 +173,17 @@ def extract_features(
         grid_layers: Tap names whose whole token grid is kept as well, for decoders (float32: float16
             rounding would break the decoders' invariance to linear maps of the features; a 10,000-image
             grid of 65 tokens of width 192 is 0.5 GB).
-        keep_images: Keep the images (uint8), for decoders that reconstruct them.
+        keep_images: Keep the images (uint8), for decoders that reconstruct them: the samples' normalised
+            images mapped back to pixels by the dataset's ``mean`` and ``std`` attributes (what
+            `build_dataset` sets), or taken as pixels in [0, 1] when it has none.
 
     Returns:
         `Features`, rows ordered by dataset index.
 
     Raises:
         ValueError: ``n < 2``, ``batch_size < 1``, ``cache_dir`` without ``data_key``, fewer than 2 samples
-            in the data, an unknown pool or bad layer spec, a non-numeric label, or non-finite features
-            (naming the layer).
+            in the data, an unknown pool or bad layer spec, a non-numeric label, non-finite features
+            (naming the layer), or kept images that are not pixels in [0, 1] once un-normalised.
     """
     started = time.perf_counter()
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
@@ -322,7 +325,7 @@ def _extract(
                 for name in tap.names:
                     chunks[name].append(outputs[name].cpu().numpy())
                 if keep_images:
-                    image_chunks.append(quantised(images))
+                    image_chunks.append(quantised(pixels_of(images, dataset)))
                 indices.append(positions)
                 captions += batch_captions
                 labels += batch_labels
@@ -366,6 +369,33 @@ def _extract(
         grids=grids,
         images=images,
     )
+
+
+# How far un-normalised pixels may stray outside [0, 1] (float error of the normalisation round trip).
+PIXEL_SLACK = 1e-3
+
+
+def pixels_of(images: torch.Tensor, dataset: Any) -> torch.Tensor:
+    """``[B, C, H, W]`` normalised images -> pixels in [0, 1], by the ``mean`` / ``std`` (one per channel)
+    that ``dataset`` normalised them with; images of a dataset without them are taken as pixels already.
+
+    Raises:
+        ValueError: for pixels outside [0, 1] (beyond float error): the dataset's statistics are not the
+            ones its images were normalised with, or its images are not pixels.
+    """
+    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
+    pixels = images.float()
+    if mean is not None and std is not None:
+        shape = (1, -1, 1, 1)
+        pixels = pixels * torch.as_tensor(std, dtype=torch.float32).view(shape)
+        pixels = pixels + torch.as_tensor(mean, dtype=torch.float32).view(shape)
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < -PIXEL_SLACK or high > 1.0 + PIXEL_SLACK:
+        raise ValueError(
+            f"images to keep span [{low:.3f}, {high:.3f}] after un-normalising (mean {mean}, std {std}):"
+            " pixels must lie in [0, 1]; give the dataset the mean and std its images are normalised with"
+        )
+    return pixels
 
 
 def quantised(images: torch.Tensor) -> np.ndarray:

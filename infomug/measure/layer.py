@@ -96,6 +96,7 @@ def measure_layer(
     entropies: dict[str, float] | None = None,
     captions: list[str] | None = None,
     caption_information: bool = False,
+    diagnostics: bool = True,
     progress: bool | None = None,
     device: str | torch.device | None = None,
 ) -> tuple[LayerResult, list[str]]:
@@ -114,6 +115,9 @@ def measure_layer(
             entropy of the label array is used, with a warning on the estimate.
         captions: ``N`` captions, row-aligned with ``features``.
         caption_information: Measure I(T; caption) (needs ``captions``).
+        diagnostics: Measure the geometry diagnostics (noisy channel, H(T), RankMe) and Ross's kNN
+            estimate on the probe's logits; off, the layer gets the probes, k-NN and the probe's
+            cross-entropy bound only (`Budget.diagnostic_layers`).
         progress: Progress bar of the caption critic's training (default: when stderr is a terminal).
         device: Where the caption critic trains (None: CUDA when available). Every other estimate runs
             on the CPU.
@@ -189,10 +193,38 @@ def measure_layer(
             k=budget.mi_k,
             uncertainty=budget.uncertainty,
             seed=budget.seed,
+            knn=diagnostics,
         )
         result.label_information[label] = estimates
         notes += [f"{name}: label {label!r}: {note}" for note in label_notes]
     timed("label_information", start)
+
+    if diagnostics:
+        _diagnose(result, features, budget, notes)
+
+    if caption_information:
+        start = time.perf_counter()
+        result.caption_information, reason = measure_caption_information(
+            features,
+            captions,
+            batch_size=budget.caption_batch,
+            max_steps=budget.caption_steps,
+            seed=budget.seed,
+            progress=progress,
+            device=device,
+        )
+        if reason:
+            notes.append(f"{name}: {reason}")
+        timed("caption", start)
+    return result, notes
+
+
+def _diagnose(result: LayerResult, features: np.ndarray, budget: Budget, notes: list[str]) -> None:
+    """The geometry diagnostics of one layer, into ``result`` (each stage timed in ``result.seconds``)."""
+    name = result.layer
+
+    def timed(stage: str, start: float) -> None:
+        result.seconds[stage] = time.perf_counter() - start
 
     start = time.perf_counter()
     try:
@@ -224,19 +256,3 @@ def measure_layer(
     start = time.perf_counter()
     result.effective_rank = effective_rank(features, uncertainty=budget.uncertainty, seed=budget.seed)
     timed("rank", start)
-
-    if caption_information:
-        start = time.perf_counter()
-        result.caption_information, reason = measure_caption_information(
-            features,
-            captions,
-            batch_size=budget.caption_batch,
-            max_steps=budget.caption_steps,
-            seed=budget.seed,
-            progress=progress,
-            device=device,
-        )
-        if reason:
-            notes.append(f"{name}: {reason}")
-        timed("caption", start)
-    return result, notes

@@ -217,7 +217,8 @@ def _layer_tables(report: Report) -> Iterator[str]:
     wide = len(labels) > MAX_LABEL_COLUMNS
     yield from ["", "## Per layer", ""]
     yield (
-        f"I(T; label) by {LABEL_METHODS[PROBE_KNN]} (nats); accuracies are means over labels (%);"
+        f"I(T; label) by {LABEL_METHODS[PROBE_CE]} (nats; measured on every layer, Ross's kNN on the"
+        " diagnostic layers only); accuracies are means over labels (%);"
         f" I(X; T_σ) (geometry diagnostic) at σ = {sigma} (on whitened features unless the budget's"
         " whiten_diagnostics is off: then × each layer's feature scale)."
     )
@@ -232,10 +233,10 @@ def _layer_tables(report: Report) -> Iterator[str]:
                 layer.layer,
                 str(layer.dim),
                 format_nats(channel),
-                format_nats(mean_label_information(layer)),
+                format_nats(mean_label_information(layer, PROBE_CE)),
             ]
             if not wide:
-                row += [format_nats(_get(layer, "label_information", label, PROBE_KNN)) for label in labels]
+                row += [format_nats(_get(layer, "label_information", label, PROBE_CE)) for label in labels]
             row += [format_accuracy(mean_transfer(layer, m), baseline=False) for m in ("linear_probe", "knn")]
             rank = layer.effective_rank
             rows.append(row + [MISSING if rank is None else f"{rank.value:.1f}"])
@@ -244,7 +245,7 @@ def _layer_tables(report: Report) -> Iterator[str]:
             rows = [
                 [
                     layer.layer,
-                    *(format_nats(_get(layer, "label_information", lb, PROBE_KNN)) for lb in labels),
+                    *(format_nats(_get(layer, "label_information", lb, PROBE_CE)) for lb in labels),
                 ]
                 for layer in model.layers
             ]

@@ -22,6 +22,7 @@ from estimators.interface import Z_95
 from infomug.measure.headline_plot import NoHeadlineError, plot_information_headline
 from infomug.measure.results import LayerResult, Report
 from infomug.measure.summaries import (
+    PROBE_CE,
     PROBE_KNN,
     label_names,
     mean_label_information,
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 DPI = 120
 MAX_PANELS = 16
 LABEL_ESTIMATOR = "Ross kNN on probe logits (lower bound)"
+# Per layer: the bound every layer has (Ross's kNN is measured on the budget's diagnostic layers only).
+PER_LAYER_ESTIMATOR = "H(label) − the linear probe's held-out cross-entropy (lower bound)"
 
 
 class MissingDataError(ValueError):
@@ -123,7 +126,7 @@ def figure_information_per_layer(report: Report) -> Figure:
         for index, model in enumerate(report.models):
             xs, ys, bars = [], [], []
             for layer in model.layers:
-                estimate = layer.label_information.get(label, {}).get(PROBE_KNN)
+                estimate = layer.label_information.get(label, {}).get(PROBE_CE)
                 if estimate is not None:
                     xs.append(order.index(layer.layer))
                     ys.append(_finite(estimate.value))
@@ -140,7 +143,7 @@ def figure_information_per_layer(report: Report) -> Figure:
     for ax in list(axes.flat)[len(measured) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7)
-    return _finish(figure, title, f"{LABEL_ESTIMATOR}; bars: 95% CI; dashed: H(label)")
+    return _finish(figure, title, f"{PER_LAYER_ESTIMATOR}; bars: 95% CI; dashed: H(label)")
 
 
 def figure_information_plane(report: Report) -> Figure:

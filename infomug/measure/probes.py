@@ -213,12 +213,17 @@ def linear_probes(
         line_search_fn="strong_wolfe",
     )
 
+    columns, padding, targets = _head_layout(heads, train_codes)
+
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        logits = train_x @ (weight * seen) + bias
-        loss = 0.5 * weight_decay * (weight * seen).pow(2).sum()
-        for (_, _, _, cols), codes in zip(heads, train_codes, strict=True):
-            loss = loss + F.cross_entropy(logits[:, cols], codes)
+        effective = weight * seen
+        logits = train_x @ effective + bias
+        # Every head's mean cross-entropy at once: its logits gathered into [n, heads, most classes],
+        # the missing classes of smaller heads at -inf (one op each, not one cross_entropy per head).
+        log_normaliser = torch.logsumexp(logits[:, columns].masked_fill(padding, -math.inf), dim=2)
+        loss = (log_normaliser - logits.gather(1, targets)).mean(dim=0).sum()
+        loss = loss + 0.5 * weight_decay * effective.pow(2).sum()
         loss.backward()
         return loss
 
@@ -263,6 +268,24 @@ def linear_probes(
         score = replace(score, warnings=score.warnings + limit)
         out[name] = ProbeOutput(score, cross_entropy.numpy(), logits.numpy(), classes, unseen, converged)
     return out
+
+
+def _head_layout(
+    heads: list[tuple[str, torch.Tensor, np.ndarray, slice]], codes: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where each head's classes sit in the probe's ``[D, sum C]`` map: ``columns`` ``[H, C_max]``
+    (padded with column 0), ``padding`` ``[H, C_max]`` (True where padded) and ``targets`` ``[n, H]``,
+    each sample's true class column per head."""
+    most = max(cols.stop - cols.start for *_, cols in heads)
+    columns = torch.zeros(len(heads), most, dtype=torch.long)
+    padding = torch.ones(len(heads), most, dtype=torch.bool)
+    for row, (*_, cols) in enumerate(heads):
+        columns[row, : cols.stop - cols.start] = torch.arange(cols.start, cols.stop)
+        padding[row, : cols.stop - cols.start] = False
+    targets = torch.stack(
+        [head_codes + cols.start for head_codes, (*_, cols) in zip(codes, heads, strict=True)], 1
+    )
+    return columns, padding, targets
 
 
 def knn_accuracies(

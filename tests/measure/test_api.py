@@ -53,17 +53,27 @@ def test_report_has_every_quantity_per_layer(report_dir):
     assert [layer.layer for layer in trained.layers] == ["block_0", "block_1"]
     assert report.label_entropies_exact
     for layer in trained.layers:
+        last = layer is trained.layers[-1]
         assert layer.n == 256 and layer.dim == 32
         assert "shape" in layer.label_information and "colour" in layer.label_information
         for label, row in layer.label_information.items():
-            assert set(row) == {"knn_on_probe_logits", "probe_cross_entropy"}
+            # Ross's kNN on the logits is a diagnostic: the last layer only ("quick").
+            assert set(row) == (
+                {"knn_on_probe_logits", "probe_cross_entropy"} if last else {"probe_cross_entropy"}
+            )
             for estimate in row.values():
                 assert estimate.kind == "lower_bound"
                 assert estimate.ceiling == pytest.approx(report.label_entropies[label])
-        assert [e.params["relative_sigma"] for e in layer.input_information] == pytest.approx([1, 3, 10, 30])
         assert set(layer.transfer["shape"]) == {"linear_probe", "knn", "knn_standardized"}
         assert 0.0 <= layer.transfer["shape"]["linear_probe"].value <= 1.0
-        assert layer.effective_rank is not None and 1.0 <= layer.effective_rank.value <= 32.0
+        sigmas = [e.params["relative_sigma"] for e in layer.input_information]
+        assert sigmas == (pytest.approx([1, 3, 10, 30]) if last else [])
+        if last:
+            assert layer.effective_rank is not None and 1.0 <= layer.effective_rank.value <= 32.0
+            assert {"channel", "entropy", "rank"} <= set(layer.seconds)
+        else:
+            assert layer.effective_rank is None and layer.entropy is None
+            assert not {"channel", "entropy", "rank"} & set(layer.seconds)
     # InfoNCE on the last layer only ("quick"), with its log K ceiling.
     assert trained.layers[0].caption_information is None
     caption = trained.layers[-1].caption_information
@@ -276,3 +286,23 @@ def test_every_objective_is_measured_through_one_path(objective, bounds, tiny_me
     assert {"image", "caption", "factors", "factors_mean"} <= set(layer.information)
     assert layer.information["factors"]["colour"].method == "mlp_decoder"
     assert layer.layer == "block_1" and layer.dim == 32 and "colour" in layer.label_information
+
+
+def test_log_mode_says_what_runs_how_long_it_took_and_what_is_left(tiny_checkpoint, monkeypatch, caplog):
+    # A 37-image stream asked for 10,000: the log says "up to", then how many it really read.
+    model = load_checkpoint(tiny_checkpoint)
+    eval_data = resolve_data(None, [model])
+    eval_data.dataset = _Stream(eval_data.dataset, 37)
+    monkeypatch.setattr("infomug.measure.api.resolve_data", lambda *args, **kwargs: eval_data)
+    budget = get_budget("quick", **{**SMALL, **PLAIN, "images": 10_000, "uncertainty": False})
+    with caplog.at_level("INFO", logger="infomug.measure.api"):
+        report = measure(model, budget=budget, anchors=False, progress=False)
+    lines = [record.getMessage() for record in caplog.records if record.name == "infomug.measure.api"]
+    assert report.data["images"] == 37
+    assert any("up to 10000 images (a stream: until it ends)" in line for line in lines)
+    assert any("37 images extracted in" in line for line in lines)
+    assert not any("10000 images extracted" in line for line in lines)
+    layers = [line for line in lines if ": layer block_" in line]
+    assert len(layers) == 2 and "(1 of 2)" in layers[0] and "left for its layers" in layers[0]
+    assert all(line.startswith("[0:") for line in lines)  # elapsed time first
+    assert lines[-1].endswith("done: 1 models measured")

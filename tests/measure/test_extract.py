@@ -72,6 +72,22 @@ def test_features_agree_with_the_data_and_a_direct_forward(model, world):
     assert not model.encoder.training
 
 
+def test_kept_images_are_the_pixels_the_data_holds_not_its_normalised_values(model, world):
+    features = _extract(model, world, None, progress=False, keep_images=True)
+    normalised = torch.stack([world[i]["image"] for i in range(N)])
+    assert float(normalised.min()) < -0.1  # normalised: clipping them to [0, 1] would lose most pixels
+    mean = torch.as_tensor(world.mean).view(1, -1, 1, 1)
+    std = torch.as_tensor(world.std).view(1, -1, 1, 1)
+    pixels = (normalised * std + mean).numpy()
+    assert features.images.dtype == np.uint8 and features.images.shape == pixels.shape
+    # round(255 x): within half a level of the pixels (plus float error of the round trip).
+    np.testing.assert_allclose(features.images / 255.0, pixels, rtol=0, atol=0.5 / 255 + 1e-5)
+    # A dataset whose images are not pixels and that names no statistics is refused, not clipped.
+    normalised_samples = ListData(_samples(4, image_size=16))
+    with pytest.raises(ValueError, match=r"pixels must lie in \[0, 1\]"):
+        extract_features(model, normalised_samples, layers="last", n=4, keep_images=True)
+
+
 def test_second_call_is_a_cache_hit_without_running_the_model(model, world, tmp_path, forward_count):
     first = _extract(model, world, tmp_path)
     assert len(forward_count) == 3  # ceil(37 / 16) batches

@@ -74,6 +74,26 @@ def test_measure_layer_fills_every_quantity_and_round_trips():
     assert json.dumps(LayerResult.from_dict(json.loads(text)).to_dict()) == text
 
 
+def test_measure_layer_without_diagnostics_keeps_the_readouts_and_the_probe_bound():
+    features, labels = blob_data()
+    budget = small_budget()
+    full, _ = measure_layer("block_1", features, labels, budget, entropies={"y": math.log(4)})
+    lean, _ = measure_layer(
+        "block_1", features, labels, budget, entropies={"y": math.log(4)}, diagnostics=False
+    )
+    assert set(lean.seconds) == {"probe", "knn", "label_information"}
+    assert lean.input_information == [] and lean.entropy is None and lean.effective_rank is None
+    assert set(lean.label_information["y"]) == {"probe_cross_entropy"}
+    # The same probes and k-NN, the same bound: skipping the diagnostics changes nothing else.
+    assert lean.transfer["y"]["linear_probe"].value == full.transfer["y"]["linear_probe"].value
+    assert lean.transfer["y"]["knn"].value == full.transfer["y"]["knn"].value
+    same = lean.label_information["y"]["probe_cross_entropy"].value
+    assert same == full.label_information["y"]["probe_cross_entropy"].value
+    assert get_budget("quick").diagnostic_layers == "last" and get_budget("full").diagnostic_layers == "all"
+    with pytest.raises(ValueError, match="diagnostic_layers"):
+        get_budget("quick", diagnostic_layers="some")
+
+
 def test_measure_layer_without_usable_labels_still_measures_the_features():
     features, labels = blob_data()
     result, notes = measure_layer("block_0", features, {"position": labels["position"]}, small_budget())

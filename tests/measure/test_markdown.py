@@ -246,10 +246,11 @@ def test_per_layer_tables():
     assert table[0][:4] == ["layer", "dim", "I(X; T_σ)", "mean I(T; label)"]
     assert [r[0] for r in table[1:]] == ["block_0", "block_1", "block_2"]
     middle = row(table, "block_1")
-    mean = sum(knn_information(1, 1, label) for label in LABELS) / 3
+    # Per layer: the probe's cross-entropy bound, which every layer has (Ross's kNN is a diagnostic).
+    mean = sum(0.9 * knn_information(1, 1, label) for label in LABELS) / 3
     assert middle[2] == f"{5.0 / 1.9 * 1.1:.3f} ± 0.050"  # the sigma = 0.3 channel estimate
-    assert middle[3] == f"≥ {mean:.3f} ± {0.01 * math.sqrt(3) / 3:.3f}"
-    assert middle[4 + list(LABELS).index("size")] == f"≥ {knn_information(1, 1, 'size'):.3f} ± 0.010"
+    assert middle[3] == f"≥ {mean:.3f} ± {0.02 * math.sqrt(3) / 3:.3f}"
+    assert middle[4 + list(LABELS).index("size")] == f"≥ {0.9 * knn_information(1, 1, 'size'):.3f} ± 0.020"
     accuracy = sum(probe_accuracy(1, 1, label) for label in LABELS) / 3
     assert middle[-3] == f"{100 * accuracy:.1f} ± {1.2 * math.sqrt(3) / 3:.1f}"
     assert middle[-1] == "13.0"

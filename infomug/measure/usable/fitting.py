@@ -24,6 +24,9 @@ from tqdm.auto import tqdm
 
 LossOf = Callable[[Tensor], Tensor]
 MIN_IMPROVEMENT = 1e-4  # relative drop of the validation loss that counts as progress
+# ...and the absolute drop (nats per sample) below which none counts: a loss creeping towards 0 (the
+# oracle's labels) would otherwise gain 1e-4 relative every epoch and run to max_epochs.
+MIN_IMPROVEMENT_NATS = 1e-3
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,10 @@ def fit_decoder(
             optimizer.step()
         val_loss = float(per_sample_losses(module, loss_of, np.asarray(val), settings.batch_size).mean())
         bar.set_postfix(val=f"{val_loss:.4g}")
-        if val_loss < best_loss - MIN_IMPROVEMENT * max(abs(best_loss), 1.0) or best_epoch == 0:
+        if (
+            val_loss < best_loss - max(MIN_IMPROVEMENT * abs(best_loss), MIN_IMPROVEMENT_NATS)
+            or best_epoch == 0
+        ):
             best_loss, best_epoch, stale = val_loss, epoch, 0
             best_state = copy.deepcopy(module.state_dict())
         else:

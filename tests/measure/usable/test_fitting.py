@@ -49,6 +49,21 @@ def test_running_out_of_epochs_is_not_converged():
     assert "did not converge" in outcome.warnings("the decoder")[0]
 
 
+def test_a_loss_creeping_towards_zero_stops_on_patience():
+    # A perfectly separable target (the oracle's labels): the loss keeps halving towards 0, a relative
+    # gain every epoch; below MIN_IMPROVEMENT_NATS a gain no longer counts, so the fit stops early.
+    module = Scalar()
+
+    def loss_of(rows):
+        return torch.exp(-module.w).expand(len(rows)) * 0.01
+
+    settings = DecoderSettings(max_epochs=200, patience=3, batch_size=64, lr=0.5, weight_decay=0.0)
+    outcome = fit_decoder(module, loss_of, np.arange(20), np.arange(20), settings, progress=False)
+    # The loss falls by ~40% an epoch: gains drop below 1e-3 nats at ~1.5e-3 (with 1e-4: 16 epochs).
+    assert outcome.converged and outcome.epochs <= 10
+    assert 5e-4 < outcome.best_val_loss < 2e-3
+
+
 def fitted_weights(seed: int) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(123)
     x, y = torch.randn(200, 4, generator=generator), torch.randn(200, generator=generator)
