@@ -32,7 +32,7 @@ from .knn.common import HEAVY_TIE_FRACTION, zero_distance_fraction
 from .knn.routing import estimate_with_atoms
 from .neural import neural_mi
 from .preprocessing import duplicate_counts
-from .validation import ArrayLike, as_samples, check_same_length
+from .validation import ArrayLike, as_samples, check_no_constant_columns, check_same_length
 
 KSG_ONLY_MAX_DIM = 4
 KSG_CHALLENGER_MAX_DIM = 8
@@ -89,11 +89,16 @@ def auto_mi(
         as its first-listed added warning.
 
     Raises:
-        ValueError/TypeError: for bad input, as the chosen estimators raise them.
+        ValueError/TypeError: for bad input, as the chosen estimators raise them; a constant column
+            (all rows identical included) is refused before any choice, as KSG refuses it.
     """
     start = time.perf_counter()
     check_same_length((x, "x"), (y, "y"))
     x_t, y_t = as_samples(x, "x"), as_samples(y, "y")
+    # The same rule as every candidate's, before routing: a constant column would otherwise count as
+    # atoms and reach an estimator that reports 0 for it without a word.
+    check_no_constant_columns(x_t, "x")
+    check_no_constant_columns(y_t, "y")
     n, dim = x_t.shape[0], x_t.shape[1] + y_t.shape[1]
     atoms_x = zero_distance_fraction(duplicate_counts(x_t), NEIGHBOURS)
     atoms_y = zero_distance_fraction(duplicate_counts(y_t), NEIGHBOURS)

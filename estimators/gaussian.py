@@ -22,9 +22,15 @@ import torch
 from scipy.special import digamma, ndtri
 from scipy.stats import rankdata
 
-from .degeneracy import canonical_correlations, exact_linear_relation, whitener
+from .degeneracy import canonical_correlations, exact_linear_relation, numerical_rank
 from .interface import Estimate
-from .preprocessing import duplicate_counts, duplicate_warning, make_generator
+from .preprocessing import (
+    duplicate_counts,
+    duplicate_warning,
+    make_generator,
+    outlier_scale_warning,
+    standardize,
+)
 from .uncertainty import standard_error
 from .validation import ArrayLike, as_samples, check_no_constant_columns, check_same_length
 
@@ -40,7 +46,7 @@ def _gaussian_value(x: torch.Tensor, y: torch.Tensor, bias_correction: bool) -> 
     value = float(-0.5 * torch.log1p(-(rho**2)).sum())
     if bias_correction:
         n = x.shape[0]
-        d_x, d_y = whitener(x).shape[1], whitener(y).shape[1]
+        d_x, d_y = numerical_rank(x), numerical_rank(y)
         value -= 0.5 * (log_det_bias(n, d_x) + log_det_bias(n, d_y) - log_det_bias(n, d_x + d_y))
     return value
 
@@ -128,7 +134,8 @@ def gaussian_mi(
     """
     start = time.perf_counter()
     x_t, y_t = _prepare(x, y)
-    return _estimate(x_t, y_t, "gaussian", bias_correction, uncertainty, seed, start, [])
+    warnings = outlier_scale_warning(x_t, "x") + outlier_scale_warning(y_t, "y")
+    return _estimate(x_t, y_t, "gaussian", bias_correction, uncertainty, seed, start, warnings)
 
 
 def gaussian_copula_mi(
@@ -169,6 +176,10 @@ def gaussian_entropy(
     n, d = x_t.shape
     if n < d + 2:
         raise ValueError(f"too few samples: {n}, a Gaussian entropy in {d} dimensions needs at least {d + 2}")
+    # log det cov(x) = log det cov(z) + 2 sum log std(x) for the standardised columns z: the covariance
+    # of z stays finite for data in any units (1e300 squared is inf), and its determinant is about
+    # correlation, not units.
+    z, log_scale = standardize(x_t)
 
     def value_of(samples: torch.Tensor) -> float:
         m = samples.shape[0]
@@ -176,15 +187,15 @@ def gaussian_entropy(
         if float(sign) <= 0:
             return -math.inf
         bias = log_det_bias(m, d) if bias_correction else 0.0
-        return 0.5 * (float(log_det) - bias) + 0.5 * d * math.log(2 * math.pi * math.e)
+        return 0.5 * (float(log_det) - bias) + log_scale + 0.5 * d * math.log(2 * math.pi * math.e)
 
-    value = value_of(x_t)
+    value = value_of(z)
     warnings: list[str] = []
     if not math.isfinite(value):
         warnings.append("the sample covariance is singular (linearly dependent columns): entropy is -inf")
     stderr, notes = standard_error(
         uncertainty and math.isfinite(value),
-        lambda idx: value_of(x_t[idx]),
+        lambda idx: value_of(z[idx]),
         n,
         value,
         make_generator(seed),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from .interface import Estimate
-from .preprocessing import make_generator
+from .preprocessing import make_generator, power_of_two_scale
 from .uncertainty import standard_error
 from .validation import ArrayLike, as_samples
 
@@ -37,7 +37,8 @@ NEAR_LOG_N = 0.9
 
 def feature_scale(features: torch.Tensor) -> float:
     """RMS per-dimension standard deviation of ``features`` ``[N, d]``: the unit of ``relative_sigma``."""
-    return float(features.var(dim=0, unbiased=False).mean().sqrt())
+    unit = power_of_two_scale(features, dim=None)  # exact, and the squares cannot overflow
+    return float((features / unit).var(dim=0, unbiased=False).mean().sqrt() * unit)
 
 
 def resolve_sigma(
@@ -106,6 +107,9 @@ def kolchinsky_tracey_bounds(
     """
     mu = as_samples(features, "features")
     sigma_value, _ = resolve_sigma(mu, sigma, relative_sigma)
+    # I is unchanged when features and sigma share a unit; a power of two keeps squares finite, exactly.
+    unit = power_of_two_scale(mu, dim=None)
+    mu, sigma_value = mu / unit, sigma_value / float(unit)
     lower = -float(_mean_log_mixture(mu, mu, 8.0 * sigma_value**2, chunk))
     upper = -float(_mean_log_mixture(mu, mu, 2.0 * sigma_value**2, chunk))
     return MixtureBounds(lower, upper)
@@ -174,10 +178,13 @@ def noisy_channel_mi(
         raise ValueError(f"draws must be a positive integer, got {draws!r}")
     sigma_value, relative = resolve_sigma(mu, sigma, relative_sigma)
     generator = make_generator(seed)
-    value = _sample_propagation(mu, sigma_value, draws, generator, chunk)
+    # I is unchanged when features and sigma share a unit; a power of two keeps squares finite, exactly.
+    unit = power_of_two_scale(mu, dim=None)
+    unit_mu, unit_sigma = mu / unit, sigma_value / float(unit)
+    value = _sample_propagation(unit_mu, unit_sigma, draws, generator, chunk)
     stderr, warnings = standard_error(
         uncertainty,
-        lambda idx: _sample_propagation(mu[idx.to(mu.device)], sigma_value, draws, generator, chunk),
+        lambda idx: _sample_propagation(unit_mu[idx.to(mu.device)], unit_sigma, draws, generator, chunk),
         n,
         value,
         generator,

@@ -103,8 +103,18 @@ def check_enough_samples(n: int, k: int, what: str = "samples") -> None:
 
 
 def check_no_constant_columns(x: torch.Tensor, name: str = "x") -> None:
-    """Raise ValueError naming the first column of ``x`` ``[N, d]`` that holds a single value."""
+    """Raise ValueError naming the first column of ``x`` ``[N, d]`` that holds a single value.
+
+    This is the one rule for every estimator of continuous data, ``method="auto"`` included: a single
+    value carries no information and has no scale, so it is refused rather than estimated as 0.
+    """
     constant = (x == x[:1]).all(dim=0)
+    if bool(constant.all()):
+        row = ", ".join(f"{float(value)!r}" for value in x[0, :4]) + (", ..." if x.shape[1] > 4 else "")
+        raise ValueError(
+            f"{name} is constant (all {x.shape[0]} rows are [{row}]): it carries no information and has no"
+            " scale to standardise, so there is nothing to estimate"
+        )
     if bool(constant.any()):
         col = int(torch.nonzero(constant)[0])
         raise ValueError(

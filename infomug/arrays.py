@@ -6,13 +6,20 @@ comma-separated list of column names (from a header row) or 0-based column numbe
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": None}
 SUFFIXES = (".npy", ".npz", *TEXT_SUFFIXES)
+# How each binary format begins: a .npy header, a zip archive (.npz), a pickle (protocol 2 and later).
+MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
+PICKLE_MAGIC = b"\x80"
+PICKLED = "holds pickled Python objects; infomug never unpickles files, save a numeric array"
 
 
 def split_spec(spec: str) -> tuple[Path, str | None]:
@@ -28,33 +35,63 @@ def load_array(spec: str) -> np.ndarray:
 
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: for an unsupported suffix, a missing or ambiguous npz key, unknown columns,
-            or non-numeric cells.
+        ValueError: for an unsupported suffix, an empty, truncated or foreign binary file, pickled
+            objects, a missing or ambiguous npz key, unknown columns, or non-numeric cells.
     """
     path, selector = split_spec(spec)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            if selector is not None:
-                raise ValueError(f"{path}: a .npy file holds one array; drop ':{selector}'")
-            return np.load(path, allow_pickle=False)
+    if suffix in MAGIC:
+        if suffix == ".npy" and selector is not None:
+            raise ValueError(f"{path}: a .npy file holds one array; drop ':{selector}'")
+        _check_binary_start(path, suffix)
         if suffix == ".npz":
             return _load_npz(path, selector)
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise ValueError(
-                f"{path} holds pickled Python objects; infomug never unpickles files, save a numeric array"
-            ) from None
-        raise
+        with _read_errors(path, suffix):
+            return np.load(path, allow_pickle=False)
     if suffix in TEXT_SUFFIXES:
         return _load_table(path, selector, TEXT_SUFFIXES[suffix])
     raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
 
 
+def _check_binary_start(path: Path, suffix: str) -> None:
+    """Refuse an empty file, or one that does not begin as ``suffix`` files do, before numpy reads it.
+
+    numpy raises EOFError for an empty file and, for anything without its header, tries to unpickle.
+    """
+    with path.open("rb") as handle:
+        start = handle.read(len(MAGIC[suffix]))
+    if not start:
+        raise ValueError(f"{path} is empty (0 bytes): it holds no array")
+    if start.startswith(PICKLE_MAGIC):
+        raise ValueError(f"{path} {PICKLED}")
+    if start != MAGIC[suffix]:
+        raise ValueError(
+            f"{path} is not a {suffix} file (it does not begin with the {suffix} header); it may be damaged"
+            " or in another format"
+        )
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path, suffix: str) -> Iterator[None]:
+    """Turn numpy's errors for a damaged or pickled file into a ValueError that names the file."""
+    try:
+        yield
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise ValueError(f"{path} {PICKLED}") from None
+        raise ValueError(f"{path} is damaged or truncated (cannot read it as {suffix}: {error})") from None
+    except (EOFError, OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is damaged or truncated (cannot read it as {suffix}: {error})") from None
+
+
 def _load_npz(path: Path, key: str | None) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as archive:
+    with _read_errors(path, ".npz"):
+        archive = np.load(path, allow_pickle=False)
+    with archive:
         keys = list(archive.keys())
         if key is None:
             if len(keys) != 1:
@@ -62,7 +99,8 @@ def _load_npz(path: Path, key: str | None) -> np.ndarray:
             key = keys[0]
         if key not in keys:
             raise ValueError(f"{path} has no array {key!r}; it holds {keys}")
-        return archive[key]
+        with _read_errors(path, ".npz"):
+            return archive[key]
 
 
 def _is_number(text: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch.special import digamma
 
-from ..preprocessing import standardize
+from ..preprocessing import outlier_scale_warning, standardize
 from ..validation import (
     ArrayLike,
     as_samples,
@@ -66,6 +66,7 @@ def prepare(
     warnings = label_warning(tensor, name)
     if not standardize_data:
         return tensor, 0.0, warnings
+    warnings += outlier_scale_warning(tensor, name)
     tensor, log_scale = standardize(tensor)
     return tensor, log_scale, warnings
 

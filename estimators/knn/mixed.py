@@ -21,7 +21,14 @@ import torch
 
 from .. import neighbors
 from ..interface import Estimate
-from ..preprocessing import DEFAULT_JITTER, add_jitter, duplicate_counts, duplicate_warning, make_generator
+from ..preprocessing import (
+    DEFAULT_JITTER,
+    add_jitter,
+    duplicate_counts,
+    duplicate_warning,
+    make_generator,
+    outlier_scale_warning,
+)
 from ..preprocessing import standardize as standardize_columns
 from ..uncertainty import standard_error
 from ..validation import ArrayLike, as_labels, as_samples, check_enough_samples, check_same_length
@@ -170,11 +177,14 @@ def mixed_mi(
     start = time.perf_counter()
     ks = as_neighbor_counts(k)
     check_same_length((x, "x"), (y, "y"))
-    tensors = []
+    tensors, warnings = [], []
     for array, name in ((x, "x"), (y, "y")):
         tensor = as_samples(array, name)
         check_enough_samples(tensor.shape[0], max(ks))
-        tensors.append(standardize_columns(tensor)[0] if standardize else tensor)
+        if standardize:
+            warnings += outlier_scale_warning(tensor, name)
+            tensor = standardize_columns(tensor)[0]
+        tensors.append(tensor)
     x_t, y_t = tensors
     n = x_t.shape[0]
     backend_used = neighbors.choose_backend(x_t.shape[1] + y_t.shape[1], x_t.device, backend, x_t.shape[0])
@@ -195,5 +205,11 @@ def mixed_mi(
         min_size=smallest_subsample(ks),
     )
     return Estimate(
-        value, stderr, n, "mixed", params, seconds=time.perf_counter() - start, warnings=tuple(notes)
+        value,
+        stderr,
+        n,
+        "mixed",
+        params,
+        seconds=time.perf_counter() - start,
+        warnings=tuple(warnings + notes),
     )

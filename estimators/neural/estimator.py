@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..interface import Estimate
-from ..preprocessing import make_generator
+from ..preprocessing import make_generator, power_of_two_scale
 from ..validation import ArrayLike, as_samples, check_no_constant_columns, check_same_length
 from .training import BOUNDS, NeuralSettings, batch_values, interactive, train_critic
 
@@ -94,6 +94,7 @@ def neural_mi(
     train, validation, test = _split(n, config, generator)
 
     def standardised(values: torch.Tensor) -> torch.Tensor:
+        values = values / power_of_two_scale(values)  # exact; keeps the squares below from overflowing
         mean, std = values[train].mean(dim=0), values[train].std(dim=0)
         return ((values - mean) / torch.where(std > 0, std, torch.ones_like(std))).float().to(device)
 

@@ -39,8 +39,12 @@ def test_atoms_are_routed_and_small_samples_fall_back_to_ksg():
     labels = rng.integers(0, 3, size=1000)
     routed = estimators.auto_mi(rng.normal(size=(1000, 4)) + labels[:, None], labels)
     assert routed.method == "ross" and "atoms" in routed.params["auto_reason"]
-    few = estimators.auto_mi(rng.normal(size=(30, 20)), rng.normal(size=(30, 20)))
+    # N = dim + 1: too few for a covariance, enough to tell a linear relation from the sample's rank.
+    few = estimators.auto_mi(rng.normal(size=(41, 20)), rng.normal(size=(41, 20)))
     assert few.method == "ksg1" and "too small for a covariance" in few.params["auto_reason"]
+    assert np.isfinite(few.value)
+    with pytest.raises(ValueError, match="too few samples for this dimension"):  # was reported as inf
+        estimators.auto_mi(rng.normal(size=(30, 20)), rng.normal(size=(30, 20)))
 
 
 def test_neural_challenger_can_be_switched_off():
