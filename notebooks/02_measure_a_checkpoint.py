@@ -34,23 +34,11 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Image, Markdown, display
 
-import infomug
+from infomug.checkout import repository_root
 from infomug.measure import get_budget, measure, read_report
 from infomug.measure.headline import headline_section
 from infomug.train import load_config, read_metrics, train
 from infomug.train.tiny import TINY_MODEL_OVERRIDES
-
-
-def repository_root() -> Path:
-    """The checkout this notebook belongs to, wherever the kernel started (Jupyter starts it in
-    `notebooks/`, `python notebooks/NN_*.py` in the root): the first folder up from the working folder
-    that holds `experiments/configs/`, else the one that holds the installed package (an editable install)."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents, Path(infomug.__file__).resolve().parents[1]):
-        if (folder / "experiments" / "configs").is_dir() and (folder / "infomug").is_dir():
-            return folder
-    raise FileNotFoundError(f"no infomug checkout (a folder with experiments/configs/) above {here}")
-
 
 ROOT = repository_root()
 

@@ -38,7 +38,6 @@ import torch
 from IPython.display import Markdown, display
 from scipy import stats
 
-import infomug
 from infomug.ablation import run_sweep, spec_from_dict
 from infomug.ablation.plots import (
     plot_caption_noise,
@@ -48,19 +47,8 @@ from infomug.ablation.plots import (
 )
 from infomug.ablation.report import read_sweep_results
 from infomug.ablation.stats import CONFIDENCE, EXACT_UP_TO
+from infomug.checkout import repository_root
 from infomug.train.tiny import TINY_MODEL_OVERRIDES
-
-
-def repository_root() -> Path:
-    """The checkout this notebook belongs to, wherever the kernel started (Jupyter starts it in
-    `notebooks/`, `python notebooks/NN_*.py` in the root): the first folder up from the working folder
-    that holds `experiments/configs/`, else the one that holds the installed package (an editable install)."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents, Path(infomug.__file__).resolve().parents[1]):
-        if (folder / "experiments" / "configs").is_dir() and (folder / "infomug").is_dir():
-            return folder
-    raise FileNotFoundError(f"no infomug checkout (a folder with experiments/configs/) above {here}")
-
 
 ROOT = repository_root()
 

@@ -105,6 +105,11 @@ def standardise(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, 
     return (train - mean) / scale, (test - mean) / scale
 
 
+# Directions of the standardised features with less variance than this times the largest are left out of
+# the probe's preconditioner (LayerNorm's exact rank deficiency, one-hot features' dependent columns).
+WHITEN_FLOOR = 1e-10
+
+
 @dataclass(frozen=True)
 class ProbeOutput:
     """One label's linear probe, evaluated on the test split.
@@ -146,10 +151,12 @@ def linear_probes(
     sum of the heads' mean cross-entropies plus ``weight_decay / 2 * |W|^2`` (the bias is not
     penalised), and as no parameter is shared between heads each head reaches its own optimum.
 
-    The fit runs to convergence: L-BFGS stops when the largest gradient entry falls below
-    ``tolerance_grad * L0`` or the loss (or the step) changes by less than ``tolerance_change * L0``,
-    ``L0 = sum_l log C_l`` the objective at ``W = 0`` (the loss scale); only when it reaches
-    ``max_iter`` iterations (or L-BFGS's ``1.25 * max_iter`` evaluations) first is it not converged.
+    L-BFGS solves for ``V`` with ``W = P V``, ``P`` whitening the standardised train features: the same
+    objective, so the same optimum, reached in far fewer iterations. The fit runs to convergence: L-BFGS
+    stops when the largest entry of the gradient in ``V`` falls below ``tolerance_grad * L0`` or the
+    loss (or the step) changes by less than ``tolerance_change * L0``, ``L0 = sum_l log C_l`` the
+    objective at ``W = 0`` (the loss scale); only when it reaches ``max_iter`` iterations (or L-BFGS's
+    ``1.25 * max_iter`` evaluations) first is it not converged.
 
     A class that never occurs in the train split gets no weights (its column of W stays 0): its logit
     is a learned constant, pushed down by the softmax on the train split, so a test sample of that
@@ -168,8 +175,9 @@ def linear_probes(
     Returns:
         ``{name: ProbeOutput}``; each ``accuracy`` carries the shared training time in ``seconds`` and in
         ``params`` ``converged``, the L-BFGS ``iterations`` run, the relative tolerances asked for,
-        ``loss_scale`` (L0) and ``grad_max`` (the largest gradient entry at the end), with a warning
-        when the fit stopped at its limit rather than at a tolerance.
+        ``loss_scale`` (L0) and ``grad_max`` (the largest entry of the gradient in ``W`` at the end), with
+        ``"preconditioner": "whitened"``, and a warning when the fit stopped at its limit rather than at
+        a tolerance.
 
     Raises:
         ValueError: for no labels, a label with fewer than 2 classes, ``max_iter < 1`` or a tolerance
@@ -202,38 +210,47 @@ def linear_probes(
         seen[cols] = (torch.bincount(codes, minlength=classes.size) > 0).double()
 
     loss_scale = float(sum(math.log(classes.size) for _, _, classes, _ in heads))
-    weight = torch.zeros(x.shape[1], offset, dtype=torch.float64, requires_grad=True)
+    # L-BFGS works on V, with the weights W = P V: P whitens the standardised features, so the data term
+    # is well conditioned (on 192-wide ViT features it gets in 100 iterations closer to the optimum than
+    # 300 on W). The objective is the same function of W, so the optimum is the same probe.
+    precondition = _whitening(train_x)
+    solved = torch.zeros(precondition.shape[1], offset, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(offset, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
-        [weight, bias],
+        [solved, bias],
         lr=1.0,
         max_iter=max_iter,
         tolerance_grad=tolerance_grad * loss_scale,
         tolerance_change=tolerance_change * loss_scale,
         line_search_fn="strong_wolfe",
     )
-
     columns, padding, targets = _head_layout(heads, train_codes)
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
+    def objective(weight: torch.Tensor) -> torch.Tensor:
         effective = weight * seen
         logits = train_x @ effective + bias
         # Every head's mean cross-entropy at once: its logits gathered into [n, heads, most classes],
         # the missing classes of smaller heads at -inf (one op each, not one cross_entropy per head).
         log_normaliser = torch.logsumexp(logits[:, columns].masked_fill(padding, -math.inf), dim=2)
         loss = (log_normaliser - logits.gather(1, targets)).mean(dim=0).sum()
-        loss = loss + 0.5 * weight_decay * effective.pow(2).sum()
+        return loss + 0.5 * weight_decay * effective.pow(2).sum()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = objective(precondition @ solved)
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    closure()  # the gradient at the final point, for grad_max
+    # The gradient in W's own coordinates at the final point, for grad_max.
+    weight = (precondition @ solved).detach().requires_grad_()
+    bias.grad = None
+    objective(weight).backward()
     grad_max = float(torch.cat([weight.grad.reshape(-1), bias.grad]).abs().max())
     with torch.no_grad():
         test_logits = test_x @ (weight * seen) + bias
     seconds = time.perf_counter() - start
-    state = optimizer.state[weight]
+    state = optimizer.state[solved]
     # L-BFGS returns on its tolerances, or when it runs out of iterations or evaluations; it does not
     # say which, so a fit that met a tolerance on its very last iteration counts as not converged.
     converged = bool(state["n_iter"] < max_iter and state["func_evals"] < optimizer.defaults["max_eval"])
@@ -241,6 +258,7 @@ def linear_probes(
         "max_iter": max_iter,
         "weight_decay": weight_decay,
         "normalisation": "batchnorm_no_affine",
+        "preconditioner": "whitened",
         "iterations": int(state["n_iter"]),
         "converged": converged,
         "tolerance_grad": tolerance_grad,
@@ -268,6 +286,16 @@ def linear_probes(
         score = replace(score, warnings=score.warnings + limit)
         out[name] = ProbeOutput(score, cross_entropy.numpy(), logits.numpy(), classes, unseen, converged)
     return out
+
+
+def _whitening(features: torch.Tensor) -> torch.Tensor:
+    """``[D, r]`` P with ``features @ P`` of identity covariance, over the ``r`` directions whose variance
+    is above `WHITEN_FLOOR` times the largest (the rest carry no signal a probe could use: the loss does
+    not see them, and the weight decay sets the probe's weights along them to 0)."""
+    covariance = features.T @ features / features.shape[0]
+    values, vectors = torch.linalg.eigh(covariance)
+    keep = values > WHITEN_FLOOR * values[-1]
+    return vectors[:, keep] / values[keep].sqrt()
 
 
 def _head_layout(
