@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 from tqdm.auto import tqdm
 
 from infomug import dist
-from infomug.data import WebDatasetShards
+from infomug.data import WebDatasetShards, is_skipped
 
 from .sources import LoadedModel
 from .taps import Tap, make_tap, parse_pools
@@ -429,7 +429,11 @@ def _batches(
             collate_fn=_collate,
         )
         starts = range(0, len(positions), batch_size)
-        batches = ((positions[s : s + batch_size], *batch) for s, batch in zip(starts, loader, strict=True))
+        batches = (
+            (positions[s : s + batch_size][keep], *batch)
+            for s, (keep, *batch) in zip(starts, loader, strict=True)
+            if keep.any()
+        )
         return batches, len(loader)
     if world > 1:
         # Every rank reads the whole stream and keeps its own positions, so the samples (and their
@@ -451,15 +455,24 @@ def unsplit_stream(dataset: Dataset | IterableDataset) -> Dataset | IterableData
 
 def _group(samples: Iterator[tuple[int, dict]], batch_size: int) -> Iterator[Batch]:
     while chunk := list(islice(samples, batch_size)):
-        yield (np.array([i for i, _ in chunk], dtype=np.int64), *_collate([s for _, s in chunk]))
+        keep, *batch = _collate([s for _, s in chunk])
+        if keep.any():
+            yield (np.array([i for i, _ in chunk], dtype=np.int64)[keep], *batch)
 
 
-def _collate(samples: Sequence[dict]) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
+def _collate(samples: Sequence[dict]) -> tuple[np.ndarray, torch.Tensor, list[str], list[dict[str, Any]]]:
+    """``(kept [B] bool, images, captions, labels)`` of the samples that are not `Skipped` markers (a bad
+    sample of a map-style dataset: measured once would be the next good one measured twice)."""
+    keep = np.array([not is_skipped(sample) for sample in samples], dtype=bool)
+    samples = [sample for sample in samples if not is_skipped(sample)]
+    if not samples:
+        return keep, torch.zeros(0), [], []
     shapes = {tuple(sample["image"].shape) for sample in samples}
     if len(shapes) > 1:
         raise ValueError(f"images in one batch must share a shape (use a resizing transform), got {shapes}")
     images = torch.stack([sample["image"] for sample in samples]).float()
-    return images, [sample["caption"] for sample in samples], [dict(sample["labels"]) for sample in samples]
+    captions = [sample["caption"] for sample in samples]
+    return keep, images, captions, [dict(sample["labels"]) for sample in samples]
 
 
 def _label_arrays(labels: list[dict[str, Any]]) -> dict[str, np.ndarray]:

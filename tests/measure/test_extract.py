@@ -349,3 +349,19 @@ def test_two_gloo_processes_return_the_single_process_features_on_every_rank(
     assert cached.from_cache
     for name, array in single.layers.items():
         np.testing.assert_allclose(cached.layers[name], array, rtol=0, atol=FLOAT_TOLERANCE)
+
+
+def test_a_sample_the_data_skips_is_left_out_not_measured_twice():
+    from infomug.data.bad_samples import Skipped
+
+    samples = _samples(6)
+    # A bad sample of a map-style dataset is a Skipped marker carrying the next good sample's fields.
+    data = ListData([*samples[:2], Skipped(samples[3]), *samples[3:]])
+    net = from_module(nn.Sequential(nn.Flatten(), nn.Linear(48, 3)))
+    features = extract_features(net, data, layers=["1"], n=6, batch_size=2)
+    np.testing.assert_array_equal(features.indices, [0, 1, 3, 4, 5])
+    assert features.captions == [f"sample {i}" for i in (0, 1, 3, 4, 5)]
+    assert features.layers["1"].shape == (5, 3)
+    # A batch of markers only is dropped whole.
+    only_bad = ListData([samples[0], samples[1], Skipped(samples[0]), Skipped(samples[1])])
+    assert extract_features(net, only_bad, layers=["1"], n=4, batch_size=2).n == 2
