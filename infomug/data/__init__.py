@@ -4,7 +4,7 @@ from infomug.data import DataConfig, build_dataset, CaptionCollate, build_tokeni
 world = build_dataset(DataConfig(source="world"), split="train")   # a Dataset of Sample
 """
 
-from .bad_samples import BadSampleCounts
+from .bad_samples import BadSampleCounts, is_skipped
 from .build import AUGMENTATIONS, SOURCES, DataConfig, build_dataset, data_normalisation, make_transform
 from .coco import CocoCaptions
 from .collate import CaptionCollate
@@ -54,6 +54,7 @@ __all__ = [
     "encode_batch",
     "eval_transform",
     "expand_shards",
+    "is_skipped",
     "make_transform",
     "pretrain_transform",
     "two_view_transform",

@@ -11,9 +11,12 @@ fork (or before the dataset is pickled for spawned workers), with one row per pr
 main process, row ``1 + worker_id`` for each worker. A process writes only its own row, so there are
 no races and no locks; the caller sums the rows.
 
-`FallbackDataset` is the map-style base: a bad index returns the next good sample (index + 1, + 2, ...
-modulo the length), so a DataLoader never dies on bad data. The bad index is counted when it is itself
-asked for, so one pass over the whole dataset counts every bad sample exactly once.
+`FallbackDataset` is the map-style base, and it skips, never substitutes. Samples found bad while the
+listing is read (a missing, empty or over-long caption, a path outside the image root) are left out of
+the index and counted then, once. A sample found bad when it is loaded (an image that does not decode)
+cannot leave an index a sampler already holds: ``dataset[i]`` returns a `Skipped` marker, counted each time
+it is asked for (so one pass counts it once), which `CaptionCollate` and the survey drop, so that no other
+sample appears twice in an epoch and statistics are computed over real samples only.
 """
 
 from __future__ import annotations
@@ -38,8 +41,17 @@ REASONS: tuple[str, ...] = (
     "caption_too_long",
     "bad_labels",
     "corrupt_shard",
+    "not_a_regular_file",
+    "image_too_large",
+    "outside_root",
+    "bad_caption_encoding",
 )
-"""Why a sample was skipped. ``corrupt_shard``: a tar that ends mid-stream; the rest of it is lost."""
+"""Why a sample was skipped. ``corrupt_shard``: a tar cut short or with an unreadable member header (the key
+names the byte where its damage starts; what follows is lost), or holding fewer samples than the
+``_stats.json`` img2dataset wrote beside it lists. ``not_a_regular_file``: an image path naming a directory,
+a device, a FIFO or a socket. ``image_too_large``: an image file over ``data.max_image_bytes``.
+``outside_root``: an image path that resolves outside the image root (``data.allow_outside_root`` allows
+it). ``bad_caption_encoding``: a caption that is not UTF-8."""
 
 DEFAULT_MAX_CAPTION_CHARS = 1000
 DEFAULT_MAX_WORKERS = 32
@@ -211,13 +223,28 @@ class BadSampleTracker:
         return counts
 
 
-class FallbackDataset(Dataset):
-    """Map-style base: ``__getitem__`` never raises for bad data; it returns the next good sample.
+class Skipped(dict):
+    """What a `FallbackDataset` returns for an index found bad when loaded: a marker to drop, not a sample.
 
-    Subclasses implement ``__len__`` and ``_load(index) -> Sample``, which raises `BadSample`. If index
-    ``i`` is bad, ``dataset[i]`` is the first good sample among ``i + 1, i + 2, ...`` (modulo the
-    length): deterministic, so two epochs with the same sampler see the same data. Samples found bad
-    are remembered per process and not decoded again.
+    Collates (`infomug.data.collate.CaptionCollate`) and `infomug.data.survey.iter_samples` drop it. It
+    holds the next good sample's fields only so that code which stacks samples without looking still runs;
+    such code sees that sample twice.
+    """
+
+
+def is_skipped(sample: object) -> bool:
+    """Whether ``sample`` is a `Skipped` marker, which must not be trained on or counted as data."""
+    return isinstance(sample, Skipped)
+
+
+class FallbackDataset(Dataset):
+    """Map-style base that skips bad samples; see the module docstring.
+
+    Subclasses list only the samples that passed the checks made while reading the listing (counting the
+    others with `_count_unlisted`), implement ``__len__`` and ``_load(index) -> Sample``, which raises
+    `BadSample`. For a bad index ``i``, ``dataset[i]`` is a `Skipped` marker holding the first good sample
+    among ``i + 1, i + 2, ...`` (modulo the length). Samples found bad are remembered per process and not
+    decoded again.
 
     Args:
         source: the file the samples come from, named in errors and logs.
@@ -241,9 +268,9 @@ class FallbackDataset(Dataset):
     def _load(self, index: int) -> Sample:
         raise NotImplementedError
 
-    def _mark_bad(self, index: int, bad: BadSample) -> None:
-        """Record that ``index`` is bad without counting it yet (e.g. found while indexing a file)."""
-        self._known_bad[index] = bad
+    def _count_unlisted(self, bad: BadSample) -> None:
+        """Count a sample found bad while reading the listing, and so never given an index."""
+        self._tracker.record(bad.reason, bad.key, bad.detail)
 
     def __getitem__(self, index: int) -> Sample:
         self._tracker.check_worker()
@@ -256,7 +283,8 @@ class FallbackDataset(Dataset):
             bad = self._known_bad.get(position)
             if bad is None:
                 try:
-                    return self._load(position)
+                    sample = self._load(position)
+                    return sample if step == 0 else Skipped(sample)
                 except BadSample as error:
                     bad = error
                     self._known_bad[position] = bad

@@ -56,7 +56,13 @@ class DataConfig:
         csv_img_key, csv_caption_key, csv_separator: open_clip's column names and separator.
         label_keys: numeric metadata fields (WebDataset JSON, CSV columns) kept as labels.
         max_caption_chars: longer captions are skipped and counted.
-        shuffle_buffer: WebDataset sample shuffle buffer (0 = shards shuffled only).
+        max_image_bytes: larger image files (CSV, COCO, image folder) are skipped and counted; so are paths
+            that are not regular files (``/dev/zero``, a FIFO).
+        allow_outside_root: read CSV/TSV and COCO image paths that resolve (``..``, absolute, a symlink)
+            outside the image root; by default they are skipped and counted, as a listing may come from
+            anywhere.
+        shuffle_buffer: WebDataset sample shuffle buffer (0 = none; the training split's shard order and
+            the samples within each shard are shuffled each epoch either way).
         shuffle_seed: seed of the WebDataset shard and sample order (the same on every rank).
         world: the embedded world's settings (``world.image_size`` is its render size).
         digits: the digits dataset's settings.
@@ -79,6 +85,8 @@ class DataConfig:
     csv_separator: str = "\t"
     label_keys: list[str] = field(default_factory=list)
     max_caption_chars: int = 1000
+    max_image_bytes: int = 64 * 2**20
+    allow_outside_root: bool = False
     shuffle_buffer: int = 0
     shuffle_seed: int = 0
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -93,6 +101,8 @@ class DataConfig:
             raise ValueError(f"image_size must be an integer >= 8, got {self.image_size!r}")
         if (self.mean is None) != (self.std is None):
             raise ValueError("give both mean and std, or neither")
+        if not isinstance(self.max_image_bytes, int) or self.max_image_bytes < 1:
+            raise ValueError(f"max_image_bytes must be a positive integer, got {self.max_image_bytes!r}")
         if isinstance(self.world, dict):
             self.world = WorldConfig(**self.world)
         if isinstance(self.digits, dict):
@@ -235,9 +245,17 @@ def _user_dataset(
             label_keys=tuple(config.label_keys),
             require_caption=require_captions,
             max_caption_chars=config.max_caption_chars,
+            max_image_bytes=config.max_image_bytes,
+            allow_outside_root=config.allow_outside_root,
         )
     if config.source == "coco":
         if config.image_root is None:
             raise ValueError("data source 'coco' needs image_root (the folder of the images)")
-        return CocoCaptions(path, config.image_root, max_caption_chars=config.max_caption_chars)
-    return ImageFolder(path)
+        return CocoCaptions(
+            path,
+            config.image_root,
+            max_caption_chars=config.max_caption_chars,
+            max_image_bytes=config.max_image_bytes,
+            allow_outside_root=config.allow_outside_root,
+        )
+    return ImageFolder(path, max_image_bytes=config.max_image_bytes)

@@ -7,7 +7,9 @@ first caption (file order), for evaluation. ``labels["image_id"]`` carries COCO'
 groups the captions of one image (retrieval metrics need it).
 
 Bad samples are skipped and counted as in `infomug.data.bad_samples.FallbackDataset`: annotations with
-an unusable caption or an unknown ``image_id`` while the JSON is read, unreadable images when loaded.
+an unusable caption, an unknown ``image_id`` or a ``file_name`` outside ``image_root`` are left out while
+the JSON is read, unreadable images are dropped when loaded. Images are read as a TSV's are (regular files
+only, at most ``max_image_bytes``; see `infomug.data.decode.load_image_file`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .bad_samples import (
     FallbackDataset,
     caption_problem,
 )
-from .decode import Transform, apply_transform, load_image_file
+from .decode import DEFAULT_MAX_IMAGE_BYTES, Transform, apply_transform, load_image_file, spelled_inside
 from .sample import Sample
 
 
@@ -37,11 +39,15 @@ class CocoCaptions(FallbackDataset):
         per_image: one sample per image with its first usable caption (file order), instead of one per
             annotation. Images with no usable caption are skipped as ``missing_caption``.
         max_caption_chars: longer captions are skipped as ``caption_too_long``.
+        max_image_bytes: larger image files are skipped as ``image_too_large``.
+        allow_outside_root: read ``file_name``s that resolve outside ``image_root`` (else skipped as
+            ``outside_root``).
         max_workers: most DataLoader workers the bad-sample counters have rows for.
 
     Raises:
         FileNotFoundError: if ``annotations`` or ``image_root`` does not exist.
-        ValueError: if the JSON does not have the COCO captions layout, or no sample is usable.
+        ValueError: if the JSON does not have the COCO captions layout, no sample is usable, or
+            ``max_image_bytes < 1``.
 
     Attributes:
         has_captions: True.
@@ -58,6 +64,8 @@ class CocoCaptions(FallbackDataset):
         transform: Transform | None = None,
         per_image: bool = False,
         max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        allow_outside_root: bool = False,
         max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> None:
         annotations, image_root = Path(annotations), Path(image_root)
@@ -67,9 +75,13 @@ class CocoCaptions(FallbackDataset):
             raise FileNotFoundError(f"COCO image folder not found: {image_root}")
         if max_caption_chars < 1:
             raise ValueError(f"max_caption_chars must be >= 1, got {max_caption_chars}")
+        if max_image_bytes < 1:
+            raise ValueError(f"max_image_bytes must be >= 1, got {max_image_bytes}")
         super().__init__(str(annotations), max_workers)
         self.transform = transform
         self.per_image = per_image
+        self.max_image_bytes = max_image_bytes
+        self._root = None if allow_outside_root else image_root
         try:
             content = json.loads(annotations.read_text(encoding="utf-8"))
             files = {int(image["id"]): str(image["file_name"]) for image in content["images"]}
@@ -81,6 +93,7 @@ class CocoCaptions(FallbackDataset):
                 f"annotations[{{image_id, caption}}]): {type(error).__name__}: {error}"
             ) from error
         self._samples: list[tuple[int, Path, str]] = []
+        self._unlisted: set[str] = set()
         if per_image:
             first: dict[int, str] = {}
             for image_id, caption in pairs:
@@ -93,28 +106,37 @@ class CocoCaptions(FallbackDataset):
                 file_name = files.get(image_id)
                 path = image_root / file_name if file_name is not None else None
                 self._add(image_id, path, caption, max_caption_chars)
-        if not self._samples:
+        listed = len(files) if per_image else len(pairs)
+        if listed == 0:
             raise ValueError(f"{annotations} lists no {'images' if per_image else 'annotations'}")
-        if len(self._known_bad) == len(self._samples):
-            reasons = sorted({bad.reason for bad in self._known_bad.values()})
-            raise ValueError(f"{annotations}: none of the {len(self._samples)} samples is usable ({reasons})")
+        if not self._samples:
+            reasons = sorted(self._unlisted)
+            raise ValueError(f"{annotations}: none of the {listed} samples is usable ({reasons})")
 
     def _add(self, image_id: int, path: Path | None, caption: str | None, max_caption_chars: int) -> None:
-        index = len(self._samples)
         name = f"image_id {image_id}: {path}"
-        self._samples.append((image_id, path or Path(), (caption or "").strip()))
         problem = caption_problem(caption, max_caption_chars)
         if path is None:
-            self._mark_bad(index, BadSample("missing_image", name, "image_id not in images[]"))
+            bad = BadSample("missing_image", name, "image_id not in images[]")
         elif problem is not None:
-            self._mark_bad(index, BadSample(problem, name))
+            bad = BadSample(problem, name)
+        elif self._root is not None and not spelled_inside(path, self._root):
+            bad = BadSample(
+                "outside_root", name, f"outside {self._root}; set data.allow_outside_root=true to read it"
+            )
+        else:
+            self._samples.append((image_id, path, caption.strip()))
+            return
+        self._count_unlisted(bad)
+        self._unlisted.add(bad.reason)
 
     def __len__(self) -> int:
         return len(self._samples)
 
     def _load(self, index: int) -> Sample:
         image_id, path, caption = self._samples[index]
-        image = load_image_file(path, f"image_id {image_id}: {path}")
+        name = f"image_id {image_id}: {path}"
+        image = load_image_file(path, name, root=self._root, max_bytes=self.max_image_bytes)
         return {
             "image": apply_transform(image, self.transform),
             "caption": caption,

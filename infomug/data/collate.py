@@ -9,6 +9,9 @@
 
 Tokens are ``bos, ids..., eos`` then padding (see `infomug.data.tokenizers.encode_batch`); losses must
 mask by ``lengths``, since a pad id can be a real token.
+
+`Skipped` markers (a map-style reader's answer for a sample found bad when loaded, already counted in its
+``bad_samples``) are dropped, so such a batch holds fewer than ``B`` samples rather than a duplicate.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .bad_samples import is_skipped
 from .sample import Sample
 from .tokenizers import Tokenizer, encode_batch
 
@@ -64,13 +68,22 @@ class CaptionCollate:
         """Collate ``B`` samples.
 
         Returns:
-            ``{"image", "tokens", "lengths", "labels", "captions"}`` as in the module docstring.
+            ``{"image", "tokens", "lengths", "labels", "captions"}`` as in the module docstring, over the
+            samples that are not `Skipped`.
 
         Raises:
-            ValueError: for an empty list, images of different shapes, or a non-numeric label.
+            ValueError: for an empty list, a list of `Skipped` markers only, images of different shapes, or
+                a non-numeric label.
         """
         if len(samples) == 0:
             raise ValueError("cannot collate an empty list of samples")
+        asked = len(samples)
+        samples = [sample for sample in samples if not is_skipped(sample)]
+        if not samples:
+            raise ValueError(
+                f"every one of the {asked} samples of this batch is bad (see the dataset's bad_samples):"
+                " the data holds too many unreadable images for a batch this small"
+            )
         shapes = {tuple(sample["image"].shape) for sample in samples}
         if len(shapes) > 1:
             raise ValueError(

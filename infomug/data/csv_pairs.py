@@ -11,10 +11,15 @@ directory. Here they resolve against ``image_root`` if given; else against the w
 (open_clip's rule) or the CSV's folder, whichever holds more of the first `PATH_CHECKS` relative paths
 (ties go to open_clip's rule). The rule used is logged and kept as ``path_rule``.
 
-Rows with a missing, empty or over-long caption are found while the file is read; unreadable or missing
-images when they are loaded. Either way a bad row returns the next good one and is counted (see
-`infomug.data.bad_samples.FallbackDataset`). With ``require_caption=False`` (image-only objectives) the
-caption column may be absent and rows without a caption are kept, with caption ``""``.
+Rows with a missing, empty or over-long caption, or an image path outside the image root, are found while
+the file is read: they are left out and counted. Unreadable or missing images are found when loaded: the
+row is a `Skipped` marker the collate drops, and is counted (see `infomug.data.bad_samples`). No row is
+ever replaced by another. With ``require_caption=False`` (image-only objectives) the caption column may be
+absent and rows without a caption are kept, with caption ``""``.
+
+A TSV may come from anywhere, so an image path is read only if it names a regular file (not
+``/dev/zero``, not a FIFO) of at most ``max_image_bytes``, and, unless ``allow_outside_root``, resolves
+(``..``, an absolute path, a symlink) inside the image root (see `infomug.data.decode.load_image_file`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from .bad_samples import (
     FallbackDataset,
     caption_problem,
 )
-from .decode import Transform, apply_transform, load_image_file
+from .decode import DEFAULT_MAX_IMAGE_BYTES, Transform, apply_transform, load_image_file, spelled_inside
 from .sample import Sample
 
 logger = logging.getLogger(__name__)
@@ -114,11 +119,15 @@ class CsvPairs(FallbackDataset):
         require_caption: skip rows without a usable caption; False for image-only objectives (the
             caption column may then be missing; captions are ``""`` where absent).
         max_caption_chars: longer captions are skipped as ``caption_too_long``.
+        max_image_bytes: larger image files are skipped as ``image_too_large``.
+        allow_outside_root: read image paths that resolve outside the image root (else skipped as
+            ``outside_root``).
         max_workers: most DataLoader workers the bad-sample counters have rows for.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if a named column is missing, the file has no rows, or no row is usable.
+        ValueError: if a named column is missing, the file has no rows, no row is usable, or
+            ``max_image_bytes < 1``.
 
     Attributes:
         has_captions: ``require_caption``.
@@ -139,6 +148,8 @@ class CsvPairs(FallbackDataset):
         label_keys: Sequence[str] = (),
         require_caption: bool = True,
         max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        allow_outside_root: bool = False,
         max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> None:
         path = Path(path)
@@ -146,6 +157,8 @@ class CsvPairs(FallbackDataset):
             raise FileNotFoundError(f"CSV file not found: {path}")
         if max_caption_chars < 1:
             raise ValueError(f"max_caption_chars must be >= 1, got {max_caption_chars}")
+        if max_image_bytes < 1:
+            raise ValueError(f"max_image_bytes must be >= 1, got {max_image_bytes}")
         if isinstance(label_keys, str):
             raise ValueError("label_keys must be a sequence of column names, not a single string")
         super().__init__(str(path), max_workers)
@@ -171,38 +184,55 @@ class CsvPairs(FallbackDataset):
             path, [row.get(img_key) or "" for _, row in rows], image_root
         )
         logger.info("%s: %s", path, self.path_rule)
+        self.max_image_bytes = max_image_bytes
+        self._root = None if allow_outside_root else self.image_root
         self._images: list[Path] = []
         self._captions: list[str] = []
         self._labels: list[dict[str, int | float]] = []
         self._lines: list[int] = []
-        for index, (line, row) in enumerate(rows):
+        unlisted: Counter[str] = Counter()
+        for line, row in rows:
             name = f"{path} line {line}: {row.get(img_key)}"
-            self._lines.append(line)
             image, caption = row.get(img_key), row.get(caption_key)
-            self._images.append(self.image_root / image if image else Path())
-            self._captions.append((caption or "").strip())
-            self._labels.append({})
-            problem = caption_problem(caption, max_caption_chars)
-            if problem is not None and (require_caption or problem == "caption_too_long"):
-                self._mark_bad(index, BadSample(problem, name))
-            elif not image:
-                self._mark_bad(index, BadSample("missing_image", name, "empty image path"))
-            else:
+            try:
+                problem = caption_problem(caption, max_caption_chars)
+                if problem is not None and (require_caption or problem == "caption_too_long"):
+                    raise BadSample(problem, name)
+                if not image:
+                    raise BadSample("missing_image", name, "empty image path")
+                if self._root is not None and not spelled_inside(self.image_root / image, self._root):
+                    raise BadSample(
+                        "outside_root",
+                        name,
+                        f"outside the image root {self._root}; set data.allow_outside_root=true to read it",
+                    )
                 try:
-                    self._labels[index] = {key: _parse_number(row[key]) for key in label_keys}
+                    labels = {key: _parse_number(row[key]) for key in label_keys}
                 except (TypeError, ValueError) as error:
-                    self._mark_bad(index, BadSample("bad_labels", name, str(error)))
-        if len(self._known_bad) == len(rows):
-            reasons = Counter(bad.reason for bad in self._known_bad.values())
-            found = ", ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
-            raise ValueError(f"{path}: none of the {len(rows)} rows is usable ({found})")
+                    raise BadSample("bad_labels", name, str(error)) from error
+            except BadSample as bad:
+                self._count_unlisted(bad)
+                unlisted[bad.reason] += 1
+                continue
+            self._images.append(self.image_root / image)
+            self._captions.append((caption or "").strip())
+            self._labels.append(labels)
+            self._lines.append(line)
+        if not self._images:
+            found = ", ".join(f"{reason}: {count}" for reason, count in sorted(unlisted.items()))
+            hint = (
+                "; set data.image_root to the folder that holds the images, or data.allow_outside_root=true"
+                if "outside_root" in unlisted
+                else ""
+            )
+            raise ValueError(f"{path}: none of the {len(rows)} rows is usable ({found}){hint}")
 
     def __len__(self) -> int:
         return len(self._captions)
 
     def _load(self, index: int) -> Sample:
         name = f"{self.path} line {self._lines[index]}: {self._images[index]}"
-        image = load_image_file(self._images[index], name)
+        image = load_image_file(self._images[index], name, root=self._root, max_bytes=self.max_image_bytes)
         return {
             "image": apply_transform(image, self.transform),
             "caption": self._captions[index],

@@ -5,7 +5,15 @@ Every reader decodes through `decode_image`, so all of them agree on what a bad 
 * ``unreadable_image``: PIL cannot identify or decode it (not an image, corrupt header or data).
 * ``truncated_image``: the data ends early (an interrupted download). Decoding is forced with
   ``load()``, because ``Image.open`` only reads the header and would let a truncated file through.
-* ``missing_image``: a path that does not exist (`load_image_file`).
+* ``missing_image``: a path that does not exist or cannot be opened (`load_image_file`).
+
+`load_image_file` reads only what a list of paths (a TSV row, a COCO ``file_name``) may safely name:
+
+* ``not_a_regular_file``: a directory, a device (``/dev/zero`` would be read until memory runs out), a FIFO
+  (its ``open`` would wait for a writer forever) or a socket. Checked with ``os.stat`` before opening, and
+  again on the opened descriptor (opened with ``O_NONBLOCK``), so a path swapped in between cannot hang it.
+* ``image_too_large``: a file over ``max_bytes`` (default `DEFAULT_MAX_IMAGE_BYTES`).
+* ``outside_root``: given a ``root``, a path that resolves (``..``, an absolute path, a symlink) outside it.
 
 Grayscale (8- and 16-bit), RGBA, CMYK and palette images are converted to RGB: they are not bad. A
 truncated image is only caught while PIL's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` is False (its
@@ -14,7 +22,10 @@ default); this module never changes it.
 
 from __future__ import annotations
 
+import functools
 import io
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +40,10 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 ``[2, 3, H, W]`` for two views)."""
 
 IMAGE_EXTENSIONS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+
+DEFAULT_MAX_IMAGE_BYTES = 64 * 2**20
+"""Largest image file `load_image_file` reads (``data.max_image_bytes``): far above any photograph a
+training set holds, far below what would exhaust memory in a few DataLoader workers."""
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -77,25 +92,103 @@ def decode_image(data: bytes, key: str) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
-def load_image_file(path: str | Path, key: str | None = None) -> torch.Tensor:
-    """Read and decode one image file; see `decode_image`.
+def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` lies under the folder ``root`` once ``..`` and symlinks are resolved."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, real_root]) == real_root
+
+
+def spelled_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` is under ``root`` as spelled (``..`` collapsed, no file system access but ``root``'s
+    own symlinks): a quick check for every row of a listing; `is_inside`, when the file is read, is the
+    one that resolves symlinks in ``path``."""
+    spelled = os.path.normpath(os.path.abspath(path))
+    return any(os.path.commonpath([spelled, folder]) == folder for folder in _spellings(os.fspath(root)))
+
+
+@functools.lru_cache(maxsize=16)
+def _spellings(root: str) -> frozenset[str]:
+    # Cached: a listing checks millions of rows against one root, and realpath stats each of its folders.
+    return frozenset({os.path.abspath(root), os.path.realpath(root)})
+
+
+def read_image_bytes(
+    path: str | Path,
+    key: str | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+) -> bytes:
+    """The bytes of one image file, refusing what is not a regular file under ``root`` of at most
+    ``max_bytes``; see the module docstring.
 
     Args:
         path: the image file.
         key: the sample's name for errors; defaults to the path.
+        root: if given, refuse a path that resolves outside this folder.
+        max_bytes: largest file read.
+
+    Raises:
+        BadSample: ``outside_root``, ``missing_image``, ``not_a_regular_file`` or ``image_too_large``.
+    """
+    name = str(path) if key is None else key
+    if root is not None and not is_inside(path, root):
+        raise BadSample(
+            "outside_root",
+            name,
+            f"resolves to {os.path.realpath(path)}, outside the image root {root}; set"
+            " data.allow_outside_root=true to read such paths",
+        )
+    try:
+        # stat before open: opening a FIFO blocks until a writer comes, and some devices act on open.
+        _check_file(os.stat(path), name, max_bytes)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:  # not found, permission denied, a symlink loop, ...
+        raise BadSample("missing_image", name, str(error)) from error
+    with os.fdopen(descriptor, "rb") as handle:
+        _check_file(os.fstat(descriptor), name, max_bytes)  # the file opened, not the one stat-ed
+        try:
+            data = handle.read(max_bytes + 1)  # it may have grown since
+        except OSError as error:
+            raise BadSample("unreadable_image", name, str(error)) from error
+    if len(data) > max_bytes:
+        raise BadSample("image_too_large", name, f"over {max_bytes} bytes (data.max_image_bytes)")
+    return data
+
+
+def _check_file(status: os.stat_result, name: str, max_bytes: int) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a directory" if stat.S_ISDIR(status.st_mode) else "a device, FIFO or socket"
+        raise BadSample("not_a_regular_file", name, f"{kind}, not a regular file")
+    if status.st_size > max_bytes:
+        raise BadSample(
+            "image_too_large", name, f"{status.st_size} bytes, over {max_bytes} (data.max_image_bytes)"
+        )
+
+
+def load_image_file(
+    path: str | Path,
+    key: str | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+) -> torch.Tensor:
+    """Read (see `read_image_bytes`) and decode (see `decode_image`) one image file.
+
+    Args:
+        path: the image file.
+        key: the sample's name for errors; defaults to the path.
+        root: if given, refuse a path that resolves outside this folder.
+        max_bytes: largest file read.
 
     Returns:
         float32 ``[3, H, W]`` in [0, 1].
 
     Raises:
-        BadSample: ``missing_image`` if the file does not exist or cannot be read, else as `decode_image`.
+        BadSample: as `read_image_bytes`, then as `decode_image`.
     """
     name = str(path) if key is None else key
-    try:
-        data = Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
-        raise BadSample("missing_image", name, str(error)) from error
-    return decode_image(data, name)
+    return decode_image(read_image_bytes(path, name, root=root, max_bytes=max_bytes), name)
 
 
 def apply_transform(image: torch.Tensor, transform: Transform | None) -> torch.Tensor:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .bad_samples import DEFAULT_MAX_WORKERS, FallbackDataset
-from .decode import IMAGE_EXTENSIONS, Transform, apply_transform, load_image_file
+from .decode import DEFAULT_MAX_IMAGE_BYTES, IMAGE_EXTENSIONS, Transform, apply_transform, load_image_file
 from .sample import Sample
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class ImageFolder(FallbackDataset):
         root: folder with one sub-folder per class, or a flat folder of images.
         transform: applied to each float ``[3, H, W]`` image in [0, 1]; None keeps it.
         extensions: file extensions taken as images (case-insensitive, without dot).
+        max_image_bytes: larger image files are skipped as ``image_too_large``.
         max_workers: most DataLoader workers the bad-sample counters have rows for.
 
     Raises:
@@ -55,13 +56,17 @@ class ImageFolder(FallbackDataset):
         *,
         transform: Transform | None = None,
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> None:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image folder not found: {root}")
+        if max_image_bytes < 1:
+            raise ValueError(f"max_image_bytes must be >= 1, got {max_image_bytes}")
         super().__init__(str(root), max_workers)
         self.root = root
+        self.max_image_bytes = max_image_bytes
         self.transform = transform
         suffixes = {"." + extension.lower().lstrip(".") for extension in extensions}
         folders = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
@@ -109,7 +114,7 @@ class ImageFolder(FallbackDataset):
 
     def _load(self, index: int) -> Sample:
         path, label = self._files[index]
-        image = load_image_file(path)
+        image = load_image_file(path, max_bytes=self.max_image_bytes)
         labels = {} if label is None else {"class": label}
         return {"image": apply_transform(image, self.transform), "caption": "", "labels": labels}
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 from tqdm.auto import tqdm
 
-from .bad_samples import BadSampleCounts
+from .bad_samples import BadSampleCounts, is_skipped
 from .sample import Sample
 
 
@@ -29,8 +29,7 @@ class DataSurvey:
 
     Attributes:
         name: what was surveyed (source and path).
-        samples: usable samples among those read (a map-style reader's stand-ins for bad indices are
-            not counted).
+        samples: usable samples among those read (bad ones are skipped, never replaced by another).
         image_shape: shape of the (transformed) images, ``[3, S, S]``.
         caption_chars: ``{"min", "median", "max"}`` caption length in characters ({} if image-only).
         captions: the first few captions, in order.
@@ -119,11 +118,14 @@ class DataSurvey:
 
 
 def iter_samples(dataset: Dataset | IterableDataset, limit: int | None = None) -> Iterable[Sample]:
-    """The first ``limit`` samples (all if None) of a map-style or iterable dataset, in order."""
+    """The first ``limit`` usable samples (all if None) of a map-style or iterable dataset, in order.
+
+    A map-style reader's `Skipped` markers (bad samples, counted by the reader) are left out.
+    """
     if isinstance(dataset, IterableDataset):
         return itertools.islice(dataset, limit)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    return (dataset[index] for index in range(count))
+    samples = (dataset[index] for index in range(len(dataset)))
+    return itertools.islice((sample for sample in samples if not is_skipped(sample)), limit)
 
 
 def survey_dataset(
@@ -157,19 +159,9 @@ def survey_dataset(
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be positive, got {limit}")
-    before = getattr(dataset, "bad_samples", None)
-    # A map-style reader answers a bad index with the next good sample, counting the bad one: a read that
-    # raised the count returned a stand-in, which is not a usable sample.
-    stand_ins = before is not None and not isinstance(dataset, IterableDataset)
-    bad_so_far = before.total if stand_ins else 0
     count, captioned, image_shape, lengths, captions, labels = 0, 0, (), [], [], None
     total = None if isinstance(dataset, IterableDataset) else min(limit or len(dataset), len(dataset))
     for sample in tqdm(iter_samples(dataset, limit), total=total, desc=name, disable=None, leave=False):
-        if stand_ins:
-            bad_now = dataset.bad_samples.total
-            if bad_now > bad_so_far:
-                bad_so_far = bad_now
-                continue
         count += 1
         image_shape = tuple(sample["image"].shape)
         if sample["caption"]:

@@ -13,6 +13,17 @@ skipped sample is counted by reason in shared memory (`infomug.data.bad_samples`
 ranks and workers is one rule that is tested to read every sample exactly once, and there is no
 extra dependency. Only local files are read (no ``http://``, ``s3://`` or ``pipe:`` URLs).
 
+Damage: a shard cut short or with an unreadable header is counted as ``corrupt_shard`` under the key and
+byte where its damage starts (see `infomug.data.tar_shard`), once, by one reader; the samples before it
+are read.
+
+Order: with ``shuffle_shards`` (training) the shard order and the order of the samples within each shard
+are drawn anew each epoch from (seed, epoch), the same on every rank and worker. Shuffling within the
+shard matters: with one shard per reader and no shuffle buffer, a ``drop_last`` loader would otherwise drop
+the same tail every epoch, and those samples would never be trained on. The shard's headers are listed
+first, then its samples read in that order, a seek each (local files); a compressed shard, which only reads
+forward cheaply, is rotated to start at a random sample instead.
+
 Splitting: readers are ``world_size x num_workers``; reader ``rank * num_workers + worker`` reads
 shards ``reader, reader + readers, ...`` of the epoch's (shuffled) shard list. With fewer shards than
 readers, every reader streams every shard and keeps the samples whose running index ``i`` satisfies
@@ -26,9 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import posixpath
 import random
-import tarfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +57,7 @@ from .bad_samples import (
 )
 from .decode import IMAGE_EXTENSIONS, Transform, apply_transform, decode_image
 from .sample import Sample
+from .tar_shard import list_shard
 
 logger = logging.getLogger(__name__)
 
@@ -94,27 +104,6 @@ def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tupl
     return rank, world_size
 
 
-def _members(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, {extension: bytes})`` for each run of consecutive members sharing a key."""
-    with open(path, "rb") as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
-        key, group = None, {}
-        for member in tar:
-            if not member.isfile():
-                continue
-            directory, base = posixpath.split(member.name)
-            stem, dot, extension = base.partition(".")
-            if not stem or not dot:
-                continue  # hidden files (``._x`` from macOS tar) and files without extension
-            member_key = posixpath.join(directory, stem)
-            if member_key != key:
-                if group:
-                    yield key, group
-                key, group = member_key, {}
-            group.setdefault(extension.lower(), tar.extractfile(member).read())
-        if group:
-            yield key, group
-
-
 @dataclass(frozen=True)
 class _Parsed:
     image: bytes
@@ -140,7 +129,8 @@ class WebDatasetShards(IterableDataset):
         require_caption: skip samples without a usable ``.txt``; False for image-only shards (caption
             ``""`` where absent).
         max_caption_chars: longer captions are skipped as ``caption_too_long``.
-        shuffle_shards: shuffle the shard order each epoch, the same way on every rank and worker.
+        shuffle_shards: shuffle the shard order, and the samples within each shard, each epoch, the same
+            way on every rank and worker.
         shuffle_buffer: if > 1, shuffle samples through a buffer of this many within each reader.
         seed: seed of both shuffles; with ``set_epoch`` they differ per epoch, repeatably.
         rank, world_size: override the distributed setup (see `resolve_rank`); resolved at iteration.
@@ -242,39 +232,44 @@ class WebDatasetShards(IterableDataset):
             if not os.path.isfile(shard):
                 raise FileNotFoundError(f"shard not found: {shard}")
             good, good_elsewhere, reasons = 0, False, Counter()
-            groups = _members(shard)
-            while True:
-                try:
-                    key, group = next(groups)
-                except StopIteration:
-                    break
-                except (tarfile.TarError, EOFError, OSError) as error:
-                    # Every reader meets the same damage at the same place, so one of them counts it.
-                    if position % readers == reader:
-                        self._tracker.record("corrupt_shard", shard, str(error))
+            with list_shard(shard) as listing:
+                samples = list(listing.samples)
+                if self.shuffle_shards and samples:
+                    rng = random.Random(f"within:{self.seed}:{self.epoch}:{shard}")
+                    if listing.compressed:
+                        # Read forward but once (a backward seek decompresses it again): a rotation.
+                        start = rng.randrange(len(samples))
+                        samples = samples[start:] + samples[:start]
+                    else:
+                        rng.shuffle(samples)
+                if listing.damage is not None:
                     reasons["corrupt_shard"] += 1
-                    break
-                mine = position % readers == reader
-                position += 1
-                name = f"{shard}:{key}"
-                try:
-                    parsed = self._parse(name, group)
-                    if not mine:
-                        # Not decoded: whether another reader's sample is good is only known roughly.
-                        good_elsewhere = True
+                    # Every reader lists the same damage, so one of them counts it.
+                    if (position + len(samples)) % readers == reader:
+                        damage = listing.damage
+                        self._tracker.record("corrupt_shard", damage.where(shard), damage.detail)
+                for key, members in samples:
+                    mine = position % readers == reader
+                    position += 1
+                    name = f"{shard}:{key}"
+                    try:
+                        parsed = self._parse(name, listing.read(name, members))
+                        if not mine:
+                            # Not decoded: whether another reader's sample is good is only known roughly.
+                            good_elsewhere = True
+                            continue
+                        image = decode_image(parsed.image, name)
+                    except BadSample as bad:
+                        reasons[bad.reason] += 1
+                        if mine:
+                            self._tracker.record(bad.reason, bad.key, bad.detail)
                         continue
-                    image = decode_image(parsed.image, name)
-                except BadSample as bad:
-                    reasons[bad.reason] += 1
-                    if mine:
-                        self._tracker.record(bad.reason, bad.key, bad.detail)
-                    continue
-                good += 1
-                yield {
-                    "image": apply_transform(image, self.transform),
-                    "caption": parsed.caption,
-                    "labels": parsed.labels,
-                }
+                    good += 1
+                    yield {
+                        "image": apply_transform(image, self.transform),
+                        "caption": parsed.caption,
+                        "labels": parsed.labels,
+                    }
             if good == 0 and not good_elsewhere:
                 found = ", ".join(f"{reason}: {count}" for reason, count in reasons.items()) or "no samples"
                 raise ValueError(f"shard {shard} has no usable sample ({found})")
@@ -285,7 +280,12 @@ class WebDatasetShards(IterableDataset):
         if extension is None:
             raise BadSample("missing_image", name, f"members: {sorted(group)}")
         text = group.get("txt")
-        caption = None if text is None else text.decode("utf-8", errors="replace")
+        try:
+            caption = None if text is None else text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if self.require_caption:  # kept with replacement characters, it would train on mojibake
+                raise BadSample("bad_caption_encoding", name, str(error)) from None
+            caption = None  # image-only: the image is good, the caption unread
         problem = caption_problem(caption, self.max_caption_chars)
         if problem is not None and (self.require_caption or problem == "caption_too_long"):
             raise BadSample(problem, name)

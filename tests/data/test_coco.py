@@ -1,5 +1,5 @@
-"""COCO captions: one sample per annotation or per image; unknown images, bad captions and broken files are
-skipped and counted; a file without the COCO layout is a clear error."""
+"""COCO captions: one sample per annotation or per image; unknown images and bad captions are left out, broken
+files dropped, and all counted; a file without the COCO layout is a clear error."""
 
 import json
 
@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from infomug.data.bad_samples import is_skipped
 from infomug.data.coco import CocoCaptions
+from infomug.data.collate import CaptionCollate
 
 
 def crop8(image):
@@ -50,14 +52,14 @@ def coco(tmp_path):
 def test_one_sample_per_annotation(coco):
     path, images = coco
     dataset = CocoCaptions(path, images)
-    assert len(dataset) == 7 and dataset.has_captions
-    samples = [dataset[i] for i in range(7)]
-    assert [sample["caption"] for sample in samples] == [
-        "A dog on a sofa.", "A sleeping dog.", "A sleeping dog.", "Two cats.", "Two cats.", "Two cats.",
-        "A dog on a sofa.",
-    ]  # fmt: skip
-    assert [sample["labels"]["image_id"] for sample in samples[:4]] == [1, 1, 1, 2]
-    assert samples[3]["image"].shape == (3, 24, 32)
+    # Annotations with a bad caption or an unknown image are left out while the JSON is read.
+    assert len(dataset) == 4 and dataset.has_captions
+    samples = [dataset[i] for i in range(4)]
+    assert [is_skipped(sample) for sample in samples] == [False, False, True, False]  # the broken file
+    real = [sample for sample in samples if not is_skipped(sample)]
+    assert [sample["caption"] for sample in real] == ["A dog on a sofa.", "A sleeping dog.", "Two cats."]
+    assert [sample["labels"]["image_id"] for sample in real] == [1, 1, 2]
+    assert real[2]["image"].shape == (3, 24, 32)
     counts = {reason: count for reason, count in dataset.bad_samples.counts.items() if count}
     assert counts == {"empty_caption": 1, "unreadable_image": 1, "missing_image": 1, "missing_caption": 1}
 
@@ -65,13 +67,10 @@ def test_one_sample_per_annotation(coco):
 def test_one_sample_per_image_with_its_first_usable_caption(coco):
     path, images = coco
     dataset = CocoCaptions(path, images, per_image=True)
-    assert len(dataset) == 4
-    samples = [dataset[i] for i in range(4)]
-    assert [sample["caption"] for sample in samples] == [
-        "A dog on a sofa.",
-        "Two cats.",
-        "A dog on a sofa.",
-    ] + ["A dog on a sofa."]
+    assert len(dataset) == 3  # image 4 has no usable caption
+    samples = [dataset[i] for i in range(3)]
+    assert [sample["caption"] for sample in samples[:2]] == ["A dog on a sofa.", "Two cats."]
+    assert is_skipped(samples[2])  # image 3 does not decode
     counts = {reason: count for reason, count in dataset.bad_samples.counts.items() if count}
     assert counts == {"unreadable_image": 1, "missing_caption": 1}
 
@@ -79,8 +78,12 @@ def test_one_sample_per_image_with_its_first_usable_caption(coco):
 def test_counts_are_complete_with_two_workers(coco):
     path, images = coco
     dataset = CocoCaptions(path, images, transform=crop8)
-    batches = list(DataLoader(dataset, batch_size=2, num_workers=2))
-    assert sum(len(batch["caption"]) for batch in batches) == 7
+    batches = list(DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=CaptionCollate(None)))
+    assert sorted(caption for batch in batches for caption in batch["captions"]) == [
+        "A dog on a sofa.",
+        "A sleeping dog.",
+        "Two cats.",
+    ]
     assert dataset.bad_samples.total == 4
 
 

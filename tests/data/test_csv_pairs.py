@@ -1,5 +1,5 @@
-"""CSV/TSV pairs with open_clip's defaults: good rows load, bad rows fall through to the next good one and
-are counted by reason, in worker processes too."""
+"""CSV/TSV pairs with open_clip's defaults: good rows load, bad rows are left out or skipped (never replaced
+by another row) and counted by reason, in worker processes too."""
 
 import io
 
@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from infomug.data.bad_samples import is_skipped
+from infomug.data.collate import CaptionCollate
 from infomug.data.csv_pairs import CsvPairs
 
 
@@ -60,13 +62,15 @@ EXPECTED_BAD = {
 }
 
 
-def test_good_rows_load_and_bad_rows_return_the_next_good_one(pairs):
+def test_good_rows_load_and_bad_rows_are_left_out_or_skipped(pairs):
     dataset = CsvPairs(pairs, transform=resize16, label_keys=("size",), max_caption_chars=25)
-    assert len(dataset) == 10 and dataset.has_captions
-    captions = [dataset[i]["caption"] for i in range(len(dataset))]
-    assert captions == [
-        "a red circle", "a grey square", "a blue circle", "a blue circle", "a blue circle",
-        "absolute path", "absolute path", "absolute path", "a red circle", "a red circle",
+    # Rows with a bad caption are left out while the file is read; rows whose image does not load are
+    # `Skipped` markers, never another row.
+    assert len(dataset) == 7 and dataset.has_captions
+    samples = [dataset[i] for i in range(len(dataset))]
+    assert [i for i, sample in enumerate(samples) if is_skipped(sample)] == [2, 3, 5]
+    assert [sample["caption"] for sample in samples if not is_skipped(sample)] == [
+        "a red circle", "a grey square", "a blue circle", "absolute path",
     ]  # fmt: skip
     assert dataset[0]["image"].shape == (3, 16, 16)
     assert [dataset[i]["labels"] for i in (0, 4)] == [{"size": 3}, {"size": 2.5}]
@@ -77,9 +81,9 @@ def test_good_rows_load_and_bad_rows_return_the_next_good_one(pairs):
 
 def test_counts_are_complete_with_two_workers(pairs):
     dataset = CsvPairs(pairs, transform=resize16, max_caption_chars=25)
-    loader = DataLoader(dataset, batch_size=3, num_workers=2)
-    batches = list(loader)
-    assert sum(len(batch["caption"]) for batch in batches) == 10
+    loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=CaptionCollate(None))
+    captions = [caption for batch in loader for caption in batch["captions"]]
+    assert captions == ["a red circle", "a grey square", "a blue circle", "absolute path"]
     assert {reason: count for reason, count in dataset.bad_samples.counts.items() if count} == EXPECTED_BAD
 
 

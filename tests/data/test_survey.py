@@ -36,8 +36,8 @@ def test_survey_of_user_data_counts_bad_samples(tmp_path):
     )
     dataset = build_dataset(DataConfig(source="csv", path=str(tmp_path / "pairs.tsv"), image_size=16))
     survey = survey_dataset(dataset, "pairs")
-    # A map-style reader answers a bad index with the next good sample; those stand-ins are not usable
-    # samples: 1 of the 3 rows is, and the two bad rows are counted, by reason.
+    # 1 of the 3 rows is usable; the row without a caption is left out when the file is read, the broken
+    # image skipped when loaded, and both are counted, by reason.
     assert survey.samples == 1
     assert "1 good samples" in str(survey)
     assert survey.bad_samples.counts["unreadable_image"] == 1
