@@ -29,6 +29,7 @@ from .arrays import load_array
 from .cli_help import with_examples
 from .finetune.command import add_finetune_parser, run_finetune
 from .measure.command import add_measure_parser, run_measure
+from .run_lock import FolderInUse
 
 ARRAYS_HELP = (
     "Arrays: PATH.npy, PATH.npz[:KEY], PATH.csv|.tsv|.txt[:COL,COL,...] (columns by header name or"
@@ -342,6 +343,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import time
 
     from .train import TrainingDiverged, TrainingInterrupted, config_from_files, latest_checkpoint, train
+    from .train.write_errors import describe_write_error
 
     # torchrun's environment, read here because the process group is created (and gone) inside train.
     rank, processes = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -360,6 +362,15 @@ def _run_train(args: argparse.Namespace) -> int:
         out = Path("runs") / f"{config.model.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         result = train(config, out, resume=resume, progress=False if args.no_progress else None)
+    except FileNotFoundError:
+        raise  # main's message: a config, checkpoint or data file named wrongly
+    except OSError as error:
+        if rank == 0:
+            print(
+                f"infomug train: error: {describe_write_error(error, out)}; {_resumable(out)}",
+                file=sys.stderr,
+            )
+        return 2
     except TrainingDiverged as error:
         if rank == 0:  # every process stops at the same step, with the same message
             print(f"infomug train: {error}", file=sys.stderr)
@@ -384,6 +395,19 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resumable(run_dir: Path) -> str:
+    """What a failed write left to resume from (the checkpoints before it are written whole or not at all)."""
+    from .train import latest_checkpoint
+
+    try:
+        latest = latest_checkpoint(run_dir)
+    except OSError:
+        latest = None
+    if latest is None:
+        return "no checkpoint was written yet; once that is fixed, run the same command to start again"
+    return f"the latest checkpoint, {latest}, is intact: once that is fixed, run the same command to resume"
+
+
 COMMANDS = {"mi": _run_mi, "entropy": _run_entropy, "channel": _run_channel}
 
 
@@ -404,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ablate":
             return run_ablate(args)
         results = COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FolderInUse) as error:
         print(f"infomug {args.command}: error: {error}", file=sys.stderr)
         return 2
     for result in results:

@@ -33,7 +33,7 @@ def tiny_config() -> ModelConfig:
 # Folders whose tests train and measure tiny models: tiny matrices gain nothing from a second thread, and
 # on a busy machine waiting for it costs ~10x. The torchrun processes of the DDP tests run one thread each
 # too (OMP_NUM_THREADS=1).
-ONE_THREAD_FOLDERS = frozenset({"ablation", "finetune", "measure", "train"})
+ONE_THREAD_FOLDERS = frozenset({"ablation", "finetune", "measure", "reliability", "train"})
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,11 +10,14 @@ The sweep folder is its own state, so a killed sweep resumes where it stopped:
     SWEEP/ablation.{json,md}, SWEEP/*.png   the aggregated results (`infomug.ablation.report`)
 
 Runs are independent, so ``shard=(i, n)`` lets ``n`` processes (or machines sharing the folder) split them.
+A sweep without shards holds ``SWEEP/.infomug.lock`` (`infomug.run_lock`) while it runs: a second one on
+the same folder is refused.
 The files shards share (plan.json, the report) are written aside and renamed (`infomug.files`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
@@ -28,6 +31,7 @@ from typing import Any
 import yaml
 
 from infomug.files import write_atomically
+from infomug.run_lock import FolderLock
 from infomug.train import TrainingDiverged, latest_checkpoint, train
 from infomug.train.config import config_diff, load_config
 from infomug.train.distributed import init_distributed, resolve_device, shutdown_distributed
@@ -363,39 +367,45 @@ def run_sweep(
     Raises:
         ValueError: for a spec that does not match ``out``'s (or a base run config edited since its runs
             started), invalid run configs, or a bad selection.
+        FolderInUse: without ``shard``, another process runs a sweep in ``out``; with one, another
+            process trains the same run.
     """
-    layout, plan = prepare_sweep_folder(spec, out)
-    runs = select_runs(plan, only, shard)
-    device = device or resolve_run_config(spec, plan.runs[0].overrides).train.device
-    created_group = init_distributed(resolve_device(device))
-    try:
-        for number, run in enumerate(runs, start=1):
-            if _finished(spec, layout, run):
-                logger.info("run %d/%d %s: measured before", number, len(runs), run.name)
-                continue
-            logger.info("run %d/%d %s: training", number, len(runs), run.name)
-            if _train_run(spec, layout, run, device, progress) == "diverged":
-                continue
-            logger.info("run %d/%d %s: measuring", number, len(runs), run.name)
-            _measure_run(spec, layout, run, device, progress)
-    finally:
-        if created_group:
-            shutdown_distributed()
-    if not report or not _is_main_process():
-        return None
-    missing = [
-        run.name
-        for run in plan.runs
-        if read_status(layout, run.name).get("state") not in ("measured", "diverged")
-    ]
-    if missing:
-        logger.info(
-            "report not written yet: %d runs not measured (%s ...)", len(missing), ", ".join(missing[:3])
-        )
-        return None
-    from .report import write_sweep_report
+    # Shards share the folder by design (each run folder has its own lock, taken by `train`); a whole
+    # sweep is one process's alone. Under torchrun, rank 0 holds it.
+    lock = FolderLock(out, "infomug ablate") if shard is None and _is_main_process() else None
+    with lock or contextlib.nullcontext():
+        layout, plan = prepare_sweep_folder(spec, out)
+        runs = select_runs(plan, only, shard)
+        device = device or resolve_run_config(spec, plan.runs[0].overrides).train.device
+        created_group = init_distributed(resolve_device(device))
+        try:
+            for number, run in enumerate(runs, start=1):
+                if _finished(spec, layout, run):
+                    logger.info("run %d/%d %s: measured before", number, len(runs), run.name)
+                    continue
+                logger.info("run %d/%d %s: training", number, len(runs), run.name)
+                if _train_run(spec, layout, run, device, progress) == "diverged":
+                    continue
+                logger.info("run %d/%d %s: measuring", number, len(runs), run.name)
+                _measure_run(spec, layout, run, device, progress)
+        finally:
+            if created_group:
+                shutdown_distributed()
+        if not report or not _is_main_process():
+            return None
+        missing = [
+            run.name
+            for run in plan.runs
+            if read_status(layout, run.name).get("state") not in ("measured", "diverged")
+        ]
+        if missing:
+            logger.info(
+                "report not written yet: %d runs not measured (%s ...)", len(missing), ", ".join(missing[:3])
+            )
+            return None
+        from .report import write_sweep_report
 
-    return write_sweep_report(layout.root)
+        return write_sweep_report(layout.root)
 
 
 __all__ = [

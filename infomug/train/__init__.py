@@ -4,7 +4,8 @@
     result = train(load_config("experiments/configs/mug_cpu.yaml", ["train.steps=200"]), "runs/demo")
 
 A run folder holds ``config.yaml``, ``metrics.jsonl``, ``loss.png``, ``samples/step_*.png`` and
-``checkpoints/step_*/`` (``model.safetensors`` with the config in its metadata, ``train_state.pt``).
+``checkpoints/step_*/`` (``model.safetensors`` with the config in its metadata, ``train_state.pt``,
+``checksums.json``).
 """
 
 from .checkpoint import (

@@ -5,13 +5,15 @@ Layout of a run folder ``RUN/``::
     RUN/checkpoints/step_00000250/model.safetensors   objective's state dict + metadata (format, step, config)
     RUN/checkpoints/step_00000250/train_state.pt      optimizer, step, data position, RNG (plain containers)
     RUN/checkpoints/step_00000250/tokenizer.json      optional extra files copied in
+    RUN/checkpoints/step_00000250/checksums.json      SHA-256 of each file above, written last
     RUN/checkpoints/latest                            text file naming the newest step folder
     RUN/checkpoints/best                              text file naming the best step folder (optional)
 
 A step folder is written under a temporary name and renamed into place, and the pointers are replaced
 atomically after it, so ``latest`` never names a half-written folder. Weights go through safetensors (no code
 runs on load) and the train state is read with ``torch.load(weights_only=True)``, which refuses pickles that
-would execute code.
+would execute code. Each file is checked against ``checksums.json`` before it is read
+(`infomug.train.checksums`), so bytes damaged after the write are an error, not weights.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ from .checkpoint_folders import (
     step_folder,
     write_pointer,
 )
+from .checksums import CHECKSUMS_FILE, verify_file, write_checksums
+from .write_errors import as_os_error
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +140,9 @@ def save_checkpoint(
         TypeError: ``config`` is not a JSON-serialisable mapping, or ``train_state`` holds anything but
             tensors and plain containers (say where).
         FileNotFoundError: an extra file's source does not exist.
-        OSError: writing failed (disk full...); the run's earlier checkpoints and pointers are untouched.
+        OSError: writing failed (a full disk, a read-only folder...), naming the file; torch's and
+            safetensors' own errors for a full disk become OSErrors too. The run's earlier checkpoints
+            and pointers are untouched.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
@@ -160,6 +166,7 @@ def save_checkpoint(
     tmp = ckpt_dir / f"{name}{TMP_MARKER}{os.getpid()}"
     remove(tmp)
     tmp.mkdir()
+    writing = tmp / MODEL_FILE
     try:
         metadata = {
             "format": FORMAT,
@@ -169,16 +176,27 @@ def save_checkpoint(
             "config": config_json,
         }
         # save_model (not save_file) drops the duplicate names of tied weights, which save_file refuses.
-        safetensors.torch.save_model(module, str(tmp / MODEL_FILE), metadata=metadata)
-        fsync_file(tmp / MODEL_FILE)
-        with open(tmp / TRAIN_STATE_FILE, "wb") as f:
+        safetensors.torch.save_model(module, str(writing), metadata=metadata)
+        fsync_file(writing)
+        writing = tmp / TRAIN_STATE_FILE
+        with open(writing, "wb") as f:
             torch.save(train_state, f)
             f.flush()
             os.fsync(f.fileno())
         for file_name, source in extras.items():
-            shutil.copyfile(source, tmp / file_name)
-            fsync_file(tmp / file_name)
+            writing = tmp / file_name
+            shutil.copyfile(source, writing)
+            fsync_file(writing)
+        # Last: a step folder with a manifest is complete, and its files are checked against it on load.
+        writing = tmp / CHECKSUMS_FILE
+        write_checksums(tmp, [MODEL_FILE, TRAIN_STATE_FILE, *extras])
         fsync_dir(tmp)
+    except (OSError, RuntimeError, SafetensorError) as error:
+        remove(tmp)
+        failed = as_os_error(error, writing)
+        if failed is error:
+            raise
+        raise failed from error
     except BaseException:
         remove(tmp)
         raise
@@ -239,12 +257,14 @@ def load_model_weights(model: nn.Module, path: str | Path, strict: bool = True) 
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: as `read_checkpoint_info`, or the weights do not fit the model (names a few keys).
+        CheckpointError: as `read_checkpoint_info`; the weights do not fit the model (names a few keys);
+            the file does not match the checkpoint's ``checksums.json`` ("corrupt: checksum mismatch").
     """
     info, shapes = _open_checkpoint(path)
     file = info.path / MODEL_FILE
     module = unwrap_model(model)
     _check_fit(module, shapes, file, strict)
+    verify_file(info.path, MODEL_FILE)
     try:
         state = safetensors.torch.load_file(file, device="cpu")
     except SafetensorError as error:
@@ -265,8 +285,9 @@ def load_train_state(path: str | Path) -> dict:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: no ``train_state.pt``; it is truncated or corrupt; it holds objects other than
-            tensors and plain containers (a pickle that would execute code on load is refused, not run).
+        CheckpointError: no ``train_state.pt``; it is truncated or corrupt, or does not match the
+            checkpoint's ``checksums.json``; it holds objects other than tensors and plain containers (a
+            pickle that would execute code on load is refused, not run).
     """
     folder = resolve_checkpoint(path)
     file = folder / TRAIN_STATE_FILE
@@ -275,6 +296,7 @@ def load_train_state(path: str | Path) -> dict:
     # torch.save writes a zip archive whose directory sits at the end: a cut file is not a zip any more.
     if not zipfile.is_zipfile(file):
         raise CheckpointError(f"{file} is truncated or corrupt: not a complete torch.save archive")
+    verify_file(folder, TRAIN_STATE_FILE)
     try:
         state = torch.load(file, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
@@ -403,7 +425,7 @@ def _check_extra_files(extra_files: Mapping[str, str | Path]) -> dict[str, Path]
     for file_name, source in extra_files.items():
         if not file_name or Path(file_name).name != file_name or file_name in (".", ".."):
             raise ValueError(f"extra file name must be a plain file name, got {file_name!r}")
-        if file_name in (MODEL_FILE, TRAIN_STATE_FILE):
+        if file_name in (MODEL_FILE, TRAIN_STATE_FILE, CHECKSUMS_FILE):
             raise ValueError(f"extra file name {file_name!r} clashes with the checkpoint's own file")
         if not Path(source).is_file():
             raise FileNotFoundError(f"extra file {file_name!r}: no such file {source}")

@@ -223,6 +223,39 @@ class RunConfig:
             )
 
 
+# -- YAML ----------------------------------------------------------------------------------------------
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names one key twice (PyYAML would keep the last value without a word)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (merge keys ``<<`` still merge)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = first_lines.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                continue
+            if first is not None:
+                raise DuplicateKeyError(
+                    None, None, f"duplicate key {key!r} (first at line {first})", key_node.start_mark
+                )
+            first_lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML as `yaml.safe_load` does, refusing duplicate keys (`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
 # -- dicts <-> configs ---------------------------------------------------------------------------------
 
 
@@ -289,7 +322,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key or not all(part.strip() for part in key.split(".")):
         raise ValueError(f"override {text!r} has an empty key or key part; expected key.path=value")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError as error:
         raise ValueError(f"override {text!r}: the value is not valid YAML ({error})") from error
     return ".".join(part.strip() for part in key.split(".")), value
@@ -334,8 +367,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
     Raises:
         FileNotFoundError: if ``path`` is not an existing file.
-        ValueError: for a YAML syntax error (naming the file and line), a top level that is not a mapping,
-            a malformed override, or anything `config_from_dict` rejects.
+        ValueError: for a YAML syntax error or a key given twice in one section (naming the file and
+            line), a top level that is not a mapping, a malformed override, or anything
+            `config_from_dict` rejects.
     """
     values: Any = {}
     if path is not None:
@@ -343,11 +377,13 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+            values = load_yaml(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(error, "problem", None) or str(error)
+            if isinstance(error, DuplicateKeyError):
+                raise ValueError(f"{path}: {problem}{line}: a key may be given once per section") from error
             raise ValueError(f"{path}: YAML syntax error{line}: {problem}") from error
         if values is None:
             values = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import shutil
 import signal
 import sys
@@ -34,6 +35,7 @@ from infomug.objectives.clip import MAX_LOGIT_SCALE
 
 from .checkpoint import load_model_weights, load_train_state, save_checkpoint
 from .checkpoint_folders import CheckpointError, best_checkpoint, step_folder
+from .checksums import verify_file
 from .config import RunConfig, config_to_dict, save_config
 from .distributed import barrier, max_across_processes, mean_across_processes
 from .init_from import INIT_RECORD_FILE, init_encoder_from
@@ -57,11 +59,16 @@ TRAIN_STATE_KEYS = ("version", "step", "position", "optimizer", "rng", "best")
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss term or the gradient became non-finite; the run stopped before the bad update.
+    """A loss term, the gradient or a weight became non-finite; the run stopped, its last good checkpoint
+    kept.
+
+    A non-finite loss or gradient stops the run before the bad update; a weight an update made
+    non-finite (checked when a checkpoint is due) stops it before that checkpoint is written.
 
     Attributes:
-        step: the optimizer step (0-based) whose loss was non-finite.
-        term: the first non-finite loss term (``"loss_caption"``, ...) or ``"gradient norm"``.
+        step: the optimizer step (0-based) whose loss was non-finite, or whose update made a weight so.
+        term: the first non-finite loss term (``"loss_caption"``, ...), ``"gradient norm"`` or
+            ``"weight NAME"``.
         checkpoint: the last good checkpoint (None if none was written yet).
     """
 
@@ -70,10 +77,12 @@ class TrainingDiverged(RuntimeError):
         advice = "Lower optim.lr, raise optim.warmup_steps or set optim.grad_clip_norm"
         if checkpoint:
             advice += " and resume from the last good checkpoint (--resume, or train(resume=...))"
-        super().__init__(
-            f"training diverged at step {step}: {term} is {value}; stopped before updating the weights"
-            f" ({kept}). {advice}."
+        stopped = (
+            " after that step's update; no checkpoint of these weights was written"
+            if term.startswith(("weight", "a weight"))
+            else "; stopped before updating the weights"
         )
+        super().__init__(f"training diverged at step {step}: {term} is {value}{stopped} ({kept}). {advice}.")
         self.step, self.term, self.checkpoint = step, term, checkpoint
 
 
@@ -125,6 +134,15 @@ def _check_split_size(dataset: Dataset | IterableDataset, split: str, local_batc
             f" (train.batch_size / train.accumulation_steps): enlarge the {split} split or lower"
             " train.batch_size"
         )
+
+
+def _non_finite(model: nn.Module) -> list[str]:
+    """The names of ``model``'s floating-point tensors that hold a NaN or an infinity."""
+    state = {name: t for name, t in model.state_dict().items() if t.is_floating_point() and t.numel()}
+    if not state:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for t in state.values()]).tolist()  # one sync
+    return [name for name, ok in zip(state, finite, strict=True) if not ok]
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -232,9 +250,16 @@ class TrainingRun:
         settings = self.config.tokenizer
         name = settings.resolve(self.config.model.vocab_size)
         saved = checkpoint / TOKENIZER_FILE if checkpoint is not None else None
+        if name == "bpe" and settings.path is None and saved is not None and saved.is_symlink():
+            # Checked on every process, before anything is copied: a link may lead anywhere.
+            raise CheckpointError(
+                f"{saved} is a symbolic link (to {os.readlink(saved)}), not a file of the checkpoint:"
+                " refused. Replace it with the tokenizer file itself, or set tokenizer.path"
+            )
         if self.main and name == "bpe" and settings.path is None and saved is not None and saved.is_file():
             # The weights were trained with the checkpoint's tokenizer; resuming into another folder
             # would otherwise train a new BPE, which need not give the same ids.
+            verify_file(checkpoint, TOKENIZER_FILE)
             shutil.copyfile(saved, self.run_dir / TOKENIZER_FILE)
         arguments = dict(
             name=name,
@@ -253,6 +278,13 @@ class TrainingRun:
 
     def _restore(self, checkpoint: Path) -> dict[str, int]:
         load_model_weights(self.model, checkpoint)
+        bad = _non_finite(self.model)
+        if bad:
+            raise CheckpointError(
+                f"{checkpoint}: its weights are not finite ({', '.join(bad[:3])}"
+                f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''}): it cannot be resumed; resume"
+                " from an earlier checkpoint (--resume, or train(resume=...))"
+            )
         state = load_train_state(checkpoint)
         missing = [key for key in TRAIN_STATE_KEYS if key not in state]
         if missing:
@@ -419,6 +451,16 @@ class TrainingRun:
         )
 
     def _save_checkpoint(self, evaluation: dict[str, Any] | None) -> None:
+        # The loss and gradient are checked at every step, the weights an update made of them only here:
+        # a checkpoint is the last good one only if its weights are finite. Agreed on by every process.
+        bad = _non_finite(self.model)
+        if max_across_processes([float(bool(bad))], self.device)[0]:
+            term, value = "a weight (on another process)", math.nan
+            if bad:
+                tensor = self.model.state_dict()[bad[0]]
+                term, value = f"weight {bad[0]}", float(tensor[~torch.isfinite(tensor)].flatten()[0])
+            self.log.write({"kind": "event", "step": self.step - 1, "event": "diverged", "term": term})
+            raise TrainingDiverged(self.step - 1, term, value, self.last_checkpoint)
         is_best = False
         if evaluation is not None and evaluation["step"] == self.step:
             loss = evaluation["eval_loss"]

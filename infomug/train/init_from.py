@@ -31,6 +31,7 @@ from infomug.models.weights import load_state_strict, read_state_dict
 from .checkpoint import FORMAT as CHECKPOINT_FORMAT
 from .checkpoint import read_checkpoint_info
 from .checkpoint_folders import MODEL_FILE, TRAIN_STATE_FILE, CheckpointError, resolve_checkpoint
+from .checksums import verify_file
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def read_encoder_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
         info = read_checkpoint_info(folder)
         file = folder / MODEL_FILE
         record.update(kind="infomug checkpoint", step=info.step, objective=info.config["model"]["objective"])
+        verify_file(folder, MODEL_FILE)
         state = read_state_dict(file)
     else:
         file = path

@@ -15,6 +15,7 @@ from infomug import dist
 
 from .checkpoint import read_checkpoint_info
 from .checkpoint_folders import latest_checkpoint, resolve_checkpoint
+from .checksums import newest_intact_checkpoint
 from .config import RunConfig, apply_overrides, config_diff, config_from_dict, config_to_dict, load_config
 
 logger = logging.getLogger(__name__)
@@ -43,13 +44,19 @@ CHANGEABLE_ON_RESUME = (
 def checkpoint_to_resume(run_dir: Path, resume: bool | str | Path) -> Path | None:
     """The step folder a run resumes (``resume`` as in `infomug.train.train`); None for a fresh start.
 
+    A run folder whose latest checkpoint is damaged (a file that does not match its checksum) resumes from
+    the newest intact one before it, with a warning; a checkpoint named explicitly is taken as it is (its
+    loaders refuse it if it is damaged).
+
     Raises:
         ValueError: ``resume=False`` and ``run_dir`` already holds checkpoints.
         FileNotFoundError: a ``resume`` path that does not exist.
-        CheckpointError: a ``resume`` path that holds no checkpoint.
+        CheckpointError: a ``resume`` path that holds no checkpoint; a run folder none of whose
+            checkpoints is intact.
     """
     if resume is True:
-        return latest_checkpoint(run_dir)
+        latest = latest_checkpoint(run_dir)
+        return newest_intact_checkpoint(run_dir, latest) if latest is not None else None
     if resume is False:
         if latest_checkpoint(run_dir) is not None:
             raise ValueError(f"{run_dir} already holds checkpoints; resume it or choose another run folder")

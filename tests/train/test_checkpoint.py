@@ -27,6 +27,7 @@ from infomug.train.checkpoint_folders import (
     list_checkpoints,
     resolve_checkpoint,
 )
+from infomug.train.checksums import read_checksums, write_checksums
 
 CONFIG = {"model": {"name": "tied", "dim": 8}, "optim": {"lr": 1e-2, "betas": [0.9, 0.95]}, "seed": None}
 
@@ -413,6 +414,7 @@ def test_train_state_with_code_is_refused_not_run(tmp_path, payload):
     marker = tmp_path / "pwned"
     evil = {"optimizer": RunsCode(marker) if payload == "runs_code" else Custom(), "step": 1}
     torch.save(evil, folder / "train_state.pt")
+    write_checksums(folder, read_checksums(folder))  # forged whole: the unpickler is what must refuse it
     with pytest.raises(CheckpointError, match="refused .*objects other than tensors.*would execute code"):
         load_train_state(folder)
     assert not marker.exists()

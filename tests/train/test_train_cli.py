@@ -30,6 +30,7 @@ from infomug.train import (
     read_metrics,
     save_config,
 )
+from infomug.train.checksums import read_checksums, write_checksums
 from infomug.train.loader import eval_batches
 from infomug.train.rng import derive_seed
 
@@ -140,7 +141,9 @@ def test_each_objective_trains_into_a_complete_run_folder(finished, objective):
     assert latest_checkpoint(run_dir) == checkpoints[-1]
     assert (run_dir / "checkpoints" / "latest").read_text().strip() == "step_00000003"
     with_tokenizer = objective in ("mug", "clip")  # clip's vocabulary of 512 ids selects a trained BPE
-    files = {"model.safetensors", "train_state.pt"} | ({"tokenizer.json"} if with_tokenizer else set())
+    files = {"model.safetensors", "train_state.pt", "checksums.json"} | (
+        {"tokenizer.json"} if with_tokenizer else set()
+    )
     for checkpoint in checkpoints:
         assert {path.name for path in checkpoint.iterdir()} == files
         if with_tokenizer:
@@ -196,14 +199,21 @@ def test_resuming_a_missing_checkpoint_exits_2(argv, tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
 
 
-def test_a_truncated_latest_checkpoint_exits_2(argv, finished, tmp_path, capsys):
+def test_a_truncated_checkpoint_exits_2(argv, finished, tmp_path, capsys):
     _, source, _ = finished("mae")
     run_dir = shutil.copytree(source, tmp_path / "run")
     weights = latest_checkpoint(run_dir) / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    assert main(argv(run_dir, "model.objective=mae", *RUN)) == 2
+    # Named: a run folder's own damaged latest checkpoint is passed over for the previous intact one.
+    options = ["--resume", str(weights.parent)]
+    assert main(argv(run_dir, "model.objective=mae", *RUN, options=options)) == 2
     error = capsys.readouterr().err
     assert "truncated or corrupt" in error and str(weights) in error
+
+
+def _forge_checksums(checkpoint):
+    """Record the files' new checksums, as a forger would: the loaders' other checks must stop it."""
+    write_checksums(checkpoint, read_checksums(checkpoint))
 
 
 class _RunsCode:
@@ -221,6 +231,7 @@ def test_a_train_state_that_would_run_code_is_refused_not_run(argv, finished, tm
     run_dir = shutil.copytree(source, tmp_path / "run")
     marker = tmp_path / "code-ran"
     torch.save({"step": 3, "payload": _RunsCode(marker)}, latest_checkpoint(run_dir) / "train_state.pt")
+    _forge_checksums(latest_checkpoint(run_dir))
     assert main(argv(run_dir, "model.objective=mae", *RUN)) == 2
     assert "refused to load" in capsys.readouterr().err
     assert not marker.exists()
@@ -232,6 +243,7 @@ def test_a_train_state_not_written_by_the_trainer_exits_2_naming_what_it_lacks(
     _, source, _ = finished("mae")
     run_dir = shutil.copytree(source, tmp_path / "run")
     torch.save({"version": 1, "step": 3}, latest_checkpoint(run_dir) / "train_state.pt")
+    _forge_checksums(latest_checkpoint(run_dir))
     assert main(argv(run_dir, "model.objective=mae", *RUN)) == 2
     error = capsys.readouterr().err
     assert "the training state lacks position, optimizer, rng, best" in error and "step_00000003" in error
