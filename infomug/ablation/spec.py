@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from infomug.train.config import RunConfig, parse_override
+from infomug.train.config import RunConfig, load_yaml, parse_override
 
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 POOLS = ("token", "avg")
@@ -324,7 +324,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise FileNotFoundError(f"sweep file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({error})") from error
     if not isinstance(values, Mapping):

@@ -30,6 +30,7 @@ from infomug.models.weights import load_state_strict, read_state_dict
 from infomug.objectives import build_objective
 from infomug.train.checkpoint import load_model_weights, read_checkpoint_info
 from infomug.train.checkpoint_folders import CHECKPOINTS_DIR, MODEL_FILE, CheckpointError, resolve_checkpoint
+from infomug.train.checksums import verify_file
 from infomug.train.config import config_from_dict
 from infomug.train.tokenizer import TOKENIZER_FILE
 
@@ -391,7 +392,12 @@ def _checkpoint_tokenizer(folder: Path, run_config: Any) -> Tokenizer | None:
         except ImportError as error:
             logger.warning("cannot build the %s tokenizer of %s: %s", name, folder, error)
             return None
-    for file in (folder / TOKENIZER_FILE, run_config.tokenizer.path):
+    own = folder / TOKENIZER_FILE
+    if own.is_symlink():
+        raise CheckpointError(f"{own} is a symbolic link: a checkpoint's tokenizer must be its own file")
+    if own.is_file():
+        verify_file(folder, TOKENIZER_FILE)  # the checksum the checkpoint was written with
+    for file in (own, run_config.tokenizer.path):
         if file is not None and Path(file).is_file():
             return build_tokenizer("bpe", path=file)
     logger.warning(

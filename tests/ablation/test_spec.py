@@ -206,3 +206,10 @@ def test_the_sweep_can_also_fine_tune_every_checkpoint(tmp_path, monkeypatch):
         and settings.full.steps == 5
         and kw["out"] == tmp_path / "measure" / "finetune"
     )
+
+
+def test_a_sweep_file_naming_a_key_twice_is_refused(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: twice\nseeds: [0]\nseeds: [1]\n")
+    with pytest.raises(ValueError, match=r"sweep.yaml: not valid YAML .*duplicate key 'seeds'"):
+        load_spec(path)

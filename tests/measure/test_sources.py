@@ -285,3 +285,25 @@ def test_checkpoint_fingerprint_ignores_the_order_of_safetensors_metadata(tmp_pa
     truncated = tmp_path / "4.safetensors"
     truncated.write_bytes(raw[:5])
     assert len(_file_fingerprint(truncated)) == 16
+
+
+def test_a_checkpoints_tokenizer_is_its_own_verified_file(tiny_checkpoint, tmp_path):
+    from infomug.train.checkpoint_folders import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint, run)
+    step = run / "checkpoints" / "step_00000004"
+    tokenizer = step / "tokenizer.json"
+    assert load_checkpoint(step).tokenizer is not None
+    # A symbolic link (to anything) is refused, naming it.
+    outside = tmp_path / "elsewhere.json"
+    shutil.copy(tokenizer, outside)
+    tokenizer.unlink()
+    tokenizer.symlink_to(outside)
+    with pytest.raises(CheckpointError, match="tokenizer.json is a symbolic link"):
+        load_checkpoint(step)
+    # A tokenizer changed after the checkpoint was written fails its checksum.
+    tokenizer.unlink()
+    tokenizer.write_text(outside.read_text().replace('"', ' "', 1))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(step)
