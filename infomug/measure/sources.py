@@ -28,8 +28,8 @@ from infomug.data import DataConfig, Tokenizer, build_tokenizer
 from infomug.models.export import CONFIG_FILE, find_timm_config, timm_model_kwargs
 from infomug.models.weights import load_state_strict, read_state_dict
 from infomug.objectives import build_objective
-from infomug.train.checkpoint import load_model_weights, read_checkpoint_info
-from infomug.train.checkpoint_folders import CHECKPOINTS_DIR, MODEL_FILE, CheckpointError, resolve_checkpoint
+from infomug.train.checkpoint_folders import CHECKPOINTS_DIR, MODEL_FILE, CheckpointError
+from infomug.train.checkpoint_model import load_checkpoint_model
 from infomug.train.checksums import verify_file
 from infomug.train.config import config_from_dict
 from infomug.train.tokenizer import TOKENIZER_FILE
@@ -94,16 +94,8 @@ def load_checkpoint(
         CheckpointError: (a ValueError) ``path`` holds no checkpoint; the weights file is truncated or
             corrupt, or is not an infomug checkpoint; its config is invalid; the weights do not fit.
     """
-    folder = resolve_checkpoint(path)
-    info = read_checkpoint_info(folder)
-    try:
-        run_config = config_from_dict(info.config)
-    except ValueError as error:
-        raise CheckpointError(f"{folder} holds a run config this infomug cannot build: {error}") from error
-    # The initial weights are overwritten at once: do not let building them advance the caller's RNG.
-    with torch.random.fork_rng(devices=[]):
-        objective = build_objective(run_config.model)
-    load_model_weights(objective, folder)
+    loaded = load_checkpoint_model(path)
+    folder, info, run_config, objective = loaded.folder, loaded.info, loaded.config, loaded.model
     objective.to(device).eval()
     if name is None:
         # RUN/checkpoints/step_N -> "RUN@step N"; a step folder elsewhere goes by its own name.

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from infomug.data import data_normalisation
 from infomug.models.export import save_timm_encoder
-from infomug.objectives import build_objective
 
-from .checkpoint import load_model_weights, read_checkpoint_info
-from .checkpoint_folders import CheckpointError, resolve_checkpoint
-from .config import config_from_dict
+from .checkpoint_model import load_checkpoint_model
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
@@ -39,16 +34,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
         CheckpointError: it holds no (readable) infomug checkpoint.
         ValueError: ``out``'s folder has a ``config.json`` of other weights.
     """
-    folder = resolve_checkpoint(checkpoint)
-    info = read_checkpoint_info(folder)
-    try:
-        config = config_from_dict(info.config)
-    except ValueError as error:
-        raise CheckpointError(f"{folder} holds a run config this infomug cannot build: {error}") from error
-    # The initial weights are overwritten at once: do not let building them advance the caller's RNG.
-    with torch.random.fork_rng(devices=[]):
-        model = build_objective(config.model)
-    load_model_weights(model, folder)
+    loaded = load_checkpoint_model(checkpoint)
+    folder, info, config, model = loaded.folder, loaded.info, loaded.config, loaded.model
     mean, std = data_normalisation(config.data)
     source = {"source": str(folder.resolve()), "step": str(info.step), "objective": config.model.objective}
     return save_timm_encoder(model, out, extra_metadata=source, mean=mean, std=std)
