@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from estimators import Estimate, barber_agakov_bound
 from estimators.preprocessing import make_generator
-from infomug.data import CaptionCollate, Sample, Tokenizer
+from infomug.data import CaptionCollate, Sample, Tokenizer, is_skipped
 
 CAPTION_PARTS = ("encoder", "caption_decoder", "mask_ratio")
 
@@ -56,7 +56,7 @@ def available(dataset: Dataset | IterableDataset, n: int) -> int:
 
 
 def sample_batches(dataset: Dataset | IterableDataset, n: int, batch_size: int) -> Iterator[list[Sample]]:
-    """The first ``n`` samples (fewer if the dataset is shorter) in batches, in order."""
+    """The first ``n`` samples (fewer if the dataset is shorter, or skips bad ones) in batches, in order."""
     if isinstance(dataset, IterableDataset):
         stream = iter(dataset)
         batch_size = min(batch_size, n)
@@ -71,9 +71,13 @@ def sample_batches(dataset: Dataset | IterableDataset, n: int, batch_size: int) 
     for start in range(0, count, batch_size):
         indices = list(range(start, min(start + batch_size, count)))
         if hasattr(dataset, "__getitems__"):
-            yield dataset.__getitems__(indices)  # the world renders a batch at once
+            batch = dataset.__getitems__(indices)  # the world renders a batch at once
         else:
-            yield [dataset[index] for index in indices]
+            batch = [dataset[index] for index in indices]
+        # A bad sample's marker holds the next good one: kept, that one would count twice.
+        batch = [sample for sample in batch if not is_skipped(sample)]
+        if batch:
+            yield batch
 
 
 def no_bar(progress: bool | None) -> bool | None:

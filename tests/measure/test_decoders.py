@@ -384,3 +384,13 @@ def test_pixel_bound_counts_what_the_position_alone_says(tiny, monkeypatch):
     estimate = pixel_decoder_bound(objective, data, n=512)
     assert estimate.value > 1.0 and estimate.value > 4 * estimate.stderr
     assert any("what the position alone says of the patch" in w for w in estimate.warnings)
+
+
+def test_the_decoder_bounds_read_each_good_sample_once_and_no_skipped_marker():
+    from infomug.data.bad_samples import Skipped
+    from infomug.measure.decoders import sample_batches
+
+    good = [{"image": i, "caption": f"c{i}", "labels": {}} for i in range(5)]
+    data = [good[0], Skipped(good[2]), good[2], Skipped(good[4]), good[4]]
+    batches = list(sample_batches(data, 5, 2))
+    assert [[s["caption"] for s in batch] for batch in batches] == [["c0"], ["c2"], ["c4"]]
