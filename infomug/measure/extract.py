@@ -5,19 +5,8 @@
     features.layers["block_5"]      # [N, D] float32
     features.labels["shape"]        # [N] int64 (float64 for continuous labels)
 
-Cache layout, one folder per (weights, data, pool, N)::
-
-    CACHE/<key>/<layer>.npy      [N, D] float32 per tapped layer
-    CACHE/<key>/<layer>.grid.npy [N, T, D] float32 token grid, for the layers decoders read
-    CACHE/<key>/images.npy       [N, C, H, W] uint8 images (round(255 x)), when decoders read them
-    CACHE/<key>/labels.npz       {label: [N]}
-    CACHE/<key>/captions.json    [N] strings
-    CACHE/<key>/indices.npy      [N] int64 dataset indices (or stream positions)
-    CACHE/<key>/meta.json        what the folder holds; written last, atomically
-
-A folder is valid only through its ``meta.json``, which is replaced atomically after everything it lists,
-so a killed extraction leaves a folder that is either valid or read as absent. Asking for more layers
-later runs the model for the new ones only and adds them.
+Features are cached on disk, one folder per (weights, data, pool, N) (`infomug.measure.feature_cache`).
+Asking for more layers later runs the model for the new ones only and adds them.
 
 Under ``torch.distributed`` rank ``r`` encodes samples ``r, r + W, ...``; the features are gathered so
 that every rank returns the same full, index-ordered `Features`, and only rank 0 writes the cache.
@@ -26,20 +15,15 @@ that every rank returns the same full, index-ordered `Features`, and only rank 0
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import numbers
-import os
-import re
 import sys
 import time
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,18 +34,11 @@ from tqdm.auto import tqdm
 from infomug import dist
 from infomug.data import WebDatasetShards, is_skipped
 
+from .feature_cache import FeaturePass, cache_identity, feature_cache_key, read_cache, write_cache
 from .sources import LoadedModel
 from .taps import Tap, make_tap, parse_pools
 
 logger = logging.getLogger(__name__)
-
-# 2: images kept as the pixels the data holds (un-normalised), no longer clipped normalised values.
-CACHE_VERSION = 2
-IMAGES_FILE = "images.npy"
-META_FILE = "meta.json"
-LABELS_FILE = "labels.npz"
-CAPTIONS_FILE = "captions.json"
-INDICES_FILE = "indices.npy"
 
 
 @dataclass
@@ -94,42 +71,6 @@ class Features:
     def n(self) -> int:
         """Number of images."""
         return int(self.indices.shape[0])
-
-
-@dataclass
-class _Pass:
-    """What one pass over the data produced (full and index-ordered after the gather), or a cache holds."""
-
-    layers: dict[str, np.ndarray]
-    labels: dict[str, np.ndarray]
-    captions: list[str]
-    indices: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-    grids: dict[str, np.ndarray] = field(default_factory=dict)
-    images: np.ndarray | None = None
-
-
-def feature_cache_key(model: LoadedModel, data_key: str, pool: str, n: int) -> str:
-    """16 hex characters naming the cache folder of ``model``'s features on ``n`` samples of the data.
-
-    Args:
-        model: The model (its ``fingerprint`` identifies the weights).
-        data_key: Identifies the data and split (the caller's JSON dump of the `DataConfig` + split).
-        pool: ``"token"`` or ``"avg"``.
-        n: Samples extracted: ``min(n, len(dataset))`` for map-style data, the asked ``n`` for streams.
-    """
-    payload = json.dumps(_identity(model, data_key, pool, n), sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _identity(model: LoadedModel, data_key: str, pool: str, n: int) -> dict[str, Any]:
-    return {
-        "version": CACHE_VERSION,
-        "fingerprint": model.fingerprint,
-        "data_key": data_key,
-        "pool": pool,
-        "n": n,
-    }
 
 
 def extract_features(
@@ -208,8 +149,8 @@ def extract_features(
     grid_names = [name for name in names if name in set(grid_layers)]
 
     folder = Path(cache_dir) / feature_cache_key(model, data_key, pool, count) if cache_dir else None
-    expected = _identity(model, data_key, pool, count)
-    cache = _read_cache(folder, expected, names) if folder is not None else None
+    expected = cache_identity(model, data_key, pool, count)
+    cache = read_cache(folder, expected, names) if folder is not None else None
     missing = [
         name
         for name in names
@@ -234,7 +175,7 @@ def extract_features(
             images=cache.images if keep_images else None,
         )
 
-    def run(chosen: list[str]) -> _Pass:
+    def run(chosen: list[str]) -> FeaturePass:
         grids = [name for name in grid_names if name in chosen]
         return _extract(
             model,
@@ -274,7 +215,7 @@ def extract_features(
     if folder is not None:
         try:
             if dist.is_main_process():
-                _write_cache(
+                write_cache(
                     folder, {**expected, "source": model.source, "model": model.name}, cache, computed
                 )
         finally:
@@ -297,7 +238,7 @@ def _extract(
     progress: bool | None,
     grid_names: Sequence[str] = (),
     keep_images: bool = False,
-) -> _Pass:
+) -> FeaturePass:
     rank, world = dist.rank(), dist.world_size()
     encoder = model.encoder
     was_training = encoder.training
@@ -361,7 +302,7 @@ def _extract(
     images = None
     if keep_images:
         images = np.ascontiguousarray(np.concatenate([p[5] for p in parts if p[5] is not None])[order])
-    return _Pass(
+    return FeaturePass(
         layers=layers,
         labels=_label_arrays([all_labels[i] for i in order]),
         captions=[all_captions[i] for i in order],
@@ -507,120 +448,3 @@ def _all_gather(obj: Any) -> list[Any]:
 
 def _any_rank(flag: bool) -> bool:
     return any(_all_gather(flag)) if dist.is_distributed() else flag
-
-
-# -- the cache -----------------------------------------------------------------------------------------
-
-
-def _layer_file(name: str) -> str:
-    return re.sub(r"[^\w.\-]", "_", name) + ".npy"
-
-
-def _grid_file(name: str) -> str:
-    return re.sub(r"[^\w.\-]", "_", name) + ".grid.npy"
-
-
-def _read_cache(folder: Path, expected: dict[str, Any], names: Sequence[str]) -> _Pass | None:
-    """The valid cache in ``folder`` with the asked layers it holds; None if absent or invalid (logged)."""
-    if not (folder / META_FILE).is_file():
-        return None
-    try:
-        meta = json.loads((folder / META_FILE).read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("meta.json is not an object")
-        for key, value in expected.items():
-            if meta.get(key) != value:
-                raise ValueError(f"its {key} is {meta.get(key)!r}, not {value!r}")
-        rows, dims, listed = int(meta["rows"]), meta["dims"], list(meta["layers"])
-        indices = np.load(folder / INDICES_FILE, allow_pickle=False)
-        _check_array(INDICES_FILE, indices, (rows,), np.int64)
-        captions = json.loads((folder / CAPTIONS_FILE).read_text())
-        if not isinstance(captions, list) or len(captions) != rows:
-            raise ValueError(f"{CAPTIONS_FILE} does not hold {rows} captions")
-        with np.load(folder / LABELS_FILE, allow_pickle=False) as stored:
-            labels = {key: stored[key] for key in stored.files}
-        for key, array in labels.items():
-            _check_array(f"label {key}", array, (rows,), None)
-        layers = {}
-        for name in names:
-            if name in listed:
-                array = np.load(folder / _layer_file(name), allow_pickle=False)
-                _check_array(f"layer {name}", array, (rows, int(dims[name])), np.float32)
-                layers[name] = array
-        grids = {}
-        for name, shape in meta.get("grids", {}).items():
-            if name in names:
-                array = np.load(folder / _grid_file(name), allow_pickle=False)
-                _check_array(f"grid {name}", array, (rows, *shape), np.float32)
-                grids[name] = array
-        images = None
-        if meta.get("images") is not None:
-            images = np.load(folder / IMAGES_FILE, allow_pickle=False)
-            _check_array("images", images, (rows, *meta["images"]), np.uint8)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
-        logger.warning("ignoring the invalid feature cache %s (%s); rebuilding it", folder, error)
-        return None
-    return _Pass(
-        meta=meta,
-        layers=layers,
-        labels=labels,
-        captions=captions,
-        indices=indices,
-        grids=grids,
-        images=images,
-    )
-
-
-def _check_array(what: str, array: np.ndarray, shape: tuple[int, ...], dtype: Any) -> None:
-    if array.shape != shape or (dtype is not None and array.dtype != dtype):
-        raise ValueError(f"{what} is {array.dtype}{list(array.shape)}, expected {list(shape)}")
-
-
-def _write_cache(folder: Path, meta: dict[str, Any], cache: _Pass | None, computed: _Pass) -> None:
-    """Add ``computed``'s layers to ``folder`` (starting it afresh unless ``cache`` is its valid content)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if cache is None:
-            # Until the new meta lands, the folder reads as absent.
-            (folder / META_FILE).unlink(missing_ok=True)
-            _atomic(folder / INDICES_FILE, lambda f: np.save(f, computed.indices))
-            _atomic(folder / LABELS_FILE, lambda f: np.savez(f, **computed.labels))
-            _atomic(folder / CAPTIONS_FILE, lambda f: f.write(json.dumps(computed.captions).encode()))
-        for name, array in computed.layers.items():
-            _atomic(folder / _layer_file(name), lambda f, a=array: np.save(f, a))
-        for name, array in computed.grids.items():
-            _atomic(folder / _grid_file(name), lambda f, a=array: np.save(f, a))
-        if computed.images is not None:
-            _atomic(folder / IMAGES_FILE, lambda f: np.save(f, computed.images))
-        listed = [] if cache is None else list(cache.meta["layers"])
-        dims = {} if cache is None else dict(cache.meta["dims"])
-        grids = {} if cache is None else dict(cache.meta.get("grids", {}))
-        images = None if cache is None else cache.meta.get("images")
-        listed += [name for name in computed.layers if name not in listed]
-        dims.update({name: int(array.shape[1]) for name, array in computed.layers.items()})
-        grids.update({name: list(array.shape[1:]) for name, array in computed.grids.items()})
-        if computed.images is not None:
-            images = list(computed.images.shape[1:])
-        meta = {
-            **meta,
-            "rows": int(computed.indices.shape[0]),
-            "layers": listed,
-            "dims": dims,
-            "grids": grids,
-            "images": images,
-        }
-        _atomic(folder / META_FILE, lambda f: f.write(json.dumps(meta, indent=1).encode()))
-    except OSError as error:
-        logger.warning("could not write the feature cache %s: %s", folder, error)
-
-
-def _atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

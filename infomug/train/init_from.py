@@ -14,7 +14,6 @@ names the path.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -31,14 +30,13 @@ from infomug.models.weights import load_state_strict, read_state_dict
 from .checkpoint import FORMAT as CHECKPOINT_FORMAT
 from .checkpoint import read_checkpoint_info
 from .checkpoint_folders import MODEL_FILE, TRAIN_STATE_FILE, CheckpointError, resolve_checkpoint
-from .checksums import verify_file
+from .checksums import file_sha256, verify_file
 
 logger = logging.getLogger(__name__)
 
 INIT_RECORD_FILE = "init_from.json"
 ENCODER_PREFIX = "encoder.vit."  # where an objective's state dict keeps the timm ViT
 CLASSIFIER_KEYS = ("head.weight", "head.bias")
-_HASH_CHUNK = 1 << 20
 _ARCHITECTURE_HINT = (
     "The encoder is built from model.img_size, patch_size, in_chans, embed_dim, depth, num_heads and"
     " mlp_ratio: set them to those of the weights (e.g. the same model.preset)"
@@ -93,7 +91,7 @@ def read_encoder_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     if dropped:
         state = {key: value for key, value in state.items() if key not in dropped}
         record["dropped"] = dropped
-    record.update(file=str(file.resolve()), sha256=_sha256(file))
+    record.update(file=str(file.resolve()), sha256=file_sha256(file))
     return state, record
 
 
@@ -139,11 +137,3 @@ def _is_checkpoint_file(path: Path) -> bool:
             return (handle.metadata() or {}).get("format") == CHECKPOINT_FORMAT
     except SafetensorError as error:
         raise CheckpointError(f"{path} is truncated or corrupt: {error}") from error
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
 from infomug.data import WebDatasetShards, build_dataset
-from infomug.measure import extract
+from infomug.measure import extract, feature_cache
 from infomug.measure.extract import extract_features, feature_cache_key
 from infomug.measure.sources import data_config_of, from_module, load_checkpoint
 from infomug.measure.taps import IntermediatesTap
@@ -171,14 +171,14 @@ def test_a_corrupt_cache_is_rebuilt_with_a_warning(model, world, tmp_path, caplo
 
 
 def test_a_killed_extraction_leaves_no_cache_that_reads_as_valid(model, world, tmp_path, monkeypatch):
-    real_atomic = extract._atomic
+    real_atomic = feature_cache._atomic
 
     def killed_before_meta(path, write):
-        if path.name == extract.META_FILE:
+        if path.name == feature_cache.META_FILE:
             raise KeyboardInterrupt
         real_atomic(path, write)
 
-    monkeypatch.setattr(extract, "_atomic", killed_before_meta)
+    monkeypatch.setattr(feature_cache, "_atomic", killed_before_meta)
     with pytest.raises(KeyboardInterrupt):
         _extract(model, world, tmp_path)
     folder = tmp_path / feature_cache_key(model, "world-eval", "token", N)

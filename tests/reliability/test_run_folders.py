@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from infomug.cli import main
 from infomug.data.webdataset import WebDatasetShards
-from infomug.measure import extract
+from infomug.measure import feature_cache
 from infomug.measure.extract import extract_features
 from infomug.measure.sources import from_module, load_checkpoint
 from infomug.objectives import build_objective
@@ -45,24 +45,12 @@ from infomug.train import (
 )
 from infomug.train import engine as engine_module
 from infomug.train.checksums import CHECKSUMS_FILE, read_checksums, write_checksums
-from infomug.train.tiny import TINY_MODEL_OVERRIDES
+from infomug.train.tiny import TINY_RUN_OVERRIDES
 from infomug.train.trainer import run_folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
 # A run small enough for a step in tens of milliseconds on one thread (see tests/train/conftest.py).
-TINY = [
-    *TINY_MODEL_OVERRIDES,
-    "model.embed_dim=64",
-    "model.projection_dim=32",
-    "data.world.size=512",
-    "data.world.eval_size=64",
-    "tokenizer.train_captions=500",
-    "train.batch_size=16",
-    "train.log_every=1",
-    "train.eval_every=0",
-    "train.sample_every=0",
-    "optim.warmup_steps=1",
-]
+TINY = [*TINY_RUN_OVERRIDES, "train.eval_every=0", "train.sample_every=0"]
 # MAE trains no tokenizer: the quickest run. Checkpoints at steps 2 and 4.
 MAE = ["model.objective=mae", "train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=3"]
 MUG = ["model.objective=mug", "train.steps=2", "train.checkpoint_every=2"]
@@ -256,17 +244,17 @@ def test_two_writers_of_one_feature_cache_leave_a_valid_cache(tmp_path, monkeypa
     data = _Samples(9)
     options = dict(n=9, batch_size=4, cache_dir=tmp_path, data_key="samples")
     reference = extract_features(net, data, layers=["1", "2", "3"], n=9, batch_size=4)
-    real_atomic, writes = extract._atomic, []
+    real_atomic, writes = feature_cache._atomic, []
 
     def interleaved(path, write):
         writes.append(path.name)
         if len(writes) == between + 1:
-            monkeypatch.setattr(extract, "_atomic", real_atomic)
+            monkeypatch.setattr(feature_cache, "_atomic", real_atomic)
             extract_features(net, data, layers=["2", "3"], **options)  # the other writer, start to end
-            monkeypatch.setattr(extract, "_atomic", interleaved)
+            monkeypatch.setattr(feature_cache, "_atomic", interleaved)
         real_atomic(path, write)
 
-    monkeypatch.setattr(extract, "_atomic", interleaved)
+    monkeypatch.setattr(feature_cache, "_atomic", interleaved)
     extract_features(net, data, layers=["1", "3"], **options)
     monkeypatch.undo()
     again = extract_features(net, data, layers=["1", "2", "3"], **options)

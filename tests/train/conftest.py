@@ -1,20 +1,10 @@
 import pytest
 
-from infomug.train.tiny import TINY_MODEL_OVERRIDES
+from infomug.train.tiny import TINY_RUN_OVERRIDES
 
 # A model and world small enough for a training step in tens of milliseconds on one CPU thread: 16x16
 # images in 16 patches, width 64, a 512-image world.
-TINY_RUN = (
-    *TINY_MODEL_OVERRIDES,
-    "model.embed_dim=64",
-    "model.projection_dim=32",
-    "data.world.size=512",
-    "data.world.eval_size=64",
-    "tokenizer.train_captions=500",
-    "train.batch_size=16",
-    "train.log_every=1",
-    "optim.warmup_steps=1",
-)
+TINY_RUN = TINY_RUN_OVERRIDES
 
 
 @pytest.fixture(scope="session")
