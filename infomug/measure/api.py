@@ -324,7 +324,7 @@ def _measure_layers(
     name_of_model: str = "",
 ) -> list[LayerResult]:
     names = list(features.layers)
-    captions = features.captions if any(caption.strip() for caption in features.captions) else None
+    captions = _captions(features)
     caption_layers = chosen_layers(names, budget.caption_layers) if captions is not None else []
     if captions is None and "I(T; caption) not measured: the eval data has no captions" not in notes:
         notes.append("I(T; caption) not measured: the eval data has no captions")
@@ -433,7 +433,7 @@ def _decoder_bounds(
 
 def _stage_data(features: Features, eval_data: EvalData, budget: Budget) -> StageData:
     """What every model's decoders read: the first model's images, captions and labels (all share them)."""
-    captions = features.captions if any(caption.strip() for caption in features.captions) else None
+    captions = _captions(features)
     return StageData(
         images=features.images,
         captions=captions,
@@ -469,6 +469,11 @@ def _usable(
     result.notes += [note for note in notes if note not in result.notes]
     result.seconds["usable_information"] = time.perf_counter() - start
     return decoded
+
+
+def _captions(features: Features) -> list[str] | None:
+    """The measured captions, or None when there are none to read (image-only data: every one empty)."""
+    return features.captions if any(caption.strip() for caption in features.captions) else None
 
 
 class _Clock:

@@ -28,6 +28,9 @@ _CHUNK = 1 << 20
 # weights).
 _noted: set[Path] = set()  # folders without a manifest
 _fallbacks_warned: set[tuple[Path, Path]] = set()
+# Files found intact, with the (size, mtime) they had: a resume checks the latest checkpoint whole, then
+# reads its weights and train state, and a GB-sized file should not be hashed twice for it.
+_verified: dict[Path, tuple[int, int, str]] = {}
 
 
 def file_sha256(path: Path) -> str:
@@ -82,8 +85,15 @@ def verify_file(folder: Path, name: str) -> None:
         return
     if name not in expected:
         return
-    actual = file_sha256(folder / name)
-    if actual != expected[name]:
+    path = folder / name
+    stat = path.stat()
+    seen = (stat.st_size, stat.st_mtime_ns, expected[name])
+    if _verified.get(path.resolve()) == seen:
+        return
+    actual = file_sha256(path)
+    if actual == expected[name]:
+        _verified[path.resolve()] = seen
+    else:
         raise CheckpointError(
             f"{folder / name} is corrupt: checksum mismatch (SHA-256 {actual[:16]}..., {CHECKSUMS_FILE}"
             f" records {expected[name][:16]}...): its bytes changed after it was written"
